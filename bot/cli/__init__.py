@@ -1,0 +1,45 @@
+"""`gridbot` command line: each feature package contributes its sub-commands.
+
+A module in COMMAND_MODULES exposes `register(subparsers)`, which adds its parsers and sets
+`func=` to a callable taking (args) and returning an exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from bot.settings import SettingsError
+
+COMMAND_MODULES = (
+    "bot.cli.serve",  # serve
+    "broadcasts.cli",  # worker, broadcast …
+    "bot.registry.cli",  # groups import | sync | tree | stats | unplaced | staffing
+    "collect.cli",  # collect export | campaign …
+    "bot.wecom.simulator.cli",  # sim
+    "bot.cli.demo",  # demo
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full `gridbot` parser."""
+    parser = argparse.ArgumentParser(prog="gridbot", description="网格群机器人 GridBot")
+    parser.add_argument("--settings", default=None, help="配置文件路径（默认 ./settings.toml）")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="命令")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `gridbot` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except SettingsError as error:
+        print(error, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

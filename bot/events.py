@@ -1,0 +1,124 @@
+"""Our own typed events. Handlers see these, never WeCom's XML or wechatpy's classes.
+
+bot/wecom/parse.py turns a decrypted callback into one of these; `to_dict`/`from_dict`
+carry them through the durable inbox stream as JSON.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Common fields of everything WeCom tells the bot."""
+
+    kind: ClassVar[str] = "event"
+    sender: str  # WeCom userid (FromUserName); "sys" for system events
+    create_time: int
+    agent_id: int = 0
+
+    @property
+    def dedupe_key(self) -> str:
+        """Key for WeCom's retries: MsgId for messages, sender+time+event for events."""
+        return f"{self.kind}:{self.sender}:{self.create_time}"
+
+    def to_json(self) -> str:
+        """Serialise for the inbox stream."""
+        return json.dumps({"kind": self.kind, **dataclasses.asdict(self)}, ensure_ascii=False)
+
+
+@dataclass(frozen=True, slots=True)
+class TextMessage(Event):
+    """A member typed text to the app (app chat, 1:1 with the bot)."""
+
+    kind: ClassVar[str] = "text"
+    content: str = ""
+    msg_id: str = ""
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"msg:{self.msg_id}" if self.msg_id else f"text:{self.sender}:{self.create_time}"
+
+    @property
+    def text(self) -> str:
+        """Content with surrounding white space (incl. full-width) removed."""
+        return self.content.strip().strip("\u3000")
+
+
+@dataclass(frozen=True, slots=True)
+class OtherMessage(Event):
+    """A non-text message (image, voice, location …) the bot does not read."""
+
+    kind: ClassVar[str] = "other"
+    msg_type: str = ""
+    msg_id: str = ""
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"msg:{self.msg_id}" if self.msg_id else f"other:{self.sender}:{self.create_time}"
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalChatChange(Event):
+    """change_external_chat: a customer (resident) group was created, updated or dismissed."""
+
+    kind: ClassVar[str] = "change_external_chat"
+    chat_id: str = ""
+    change_type: str = ""  # create | update | dismiss
+    update_detail: str = ""  # add_member | del_member | change_owner | change_name | change_notice
+    join_scene: int = 0
+    quit_scene: int = 0
+    member_change_count: int = 0
+
+    @property
+    def dedupe_key(self) -> str:
+        return (
+            f"{self.kind}:{self.sender}:{self.create_time}:{self.chat_id}:"
+            f"{self.change_type}:{self.update_detail}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ExternalContactChange(Event):
+    """change_external_contact: a resident added or removed a grid worker as contact."""
+
+    kind: ClassVar[str] = "change_external_contact"
+    change_type: str = ""
+    user_id: str = ""
+    external_user_id: str = ""
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.kind}:{self.sender}:{self.create_time}:{self.change_type}:{self.external_user_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class AppEvent(Event):
+    """Any other app event (enter_agent, click …), kept for logging."""
+
+    kind: ClassVar[str] = "app_event"
+    event: str = ""
+    event_key: str = ""
+    raw: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"{self.kind}:{self.sender}:{self.create_time}:{self.event}"
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (TextMessage, OtherMessage, ExternalChatChange, ExternalContactChange, AppEvent)
+}
+
+
+def event_from_json(data: str) -> Event:
+    """Inverse of Event.to_json."""
+    payload: dict[str, Any] = json.loads(data)
+    cls = EVENT_TYPES[payload.pop("kind")]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in payload.items() if k in names})

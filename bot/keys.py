@@ -1,0 +1,60 @@
+"""Every Redis key the service core uses, built in one place (arq's constants.py).
+
+Keys that a single Lua script or MULTI touches together share a {hash tag}, so the layout
+also works on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builders under one configurable prefix."""
+
+    prefix: str = "gridbot"
+
+    def k(self, *parts: object) -> str:
+        """Join `parts` under the prefix: k("a", 1) -> "gridbot:a:1"."""
+        return ":".join((self.prefix, *(str(p) for p in parts)))
+
+    # callback intake; inbox and dedupe keys share the {in} tag for the intake script
+    def inbox(self) -> str:
+        return self.k("{in}", "stream")
+
+    def dedupe(self, key: str) -> str:
+        return self.k("{in}", "seen", key)
+
+    def handled(self) -> str:
+        return self.k("{in}", "handled")
+
+    def handled_marker(self, key: str) -> str:
+        return self.k("{in}", "done", key)
+
+    # WeCom API
+    def access_token(self, corp_id: str, agent_id: int) -> str:
+        return self.k("wecom", "token", corp_id, agent_id)
+
+    def access_token_lock(self, corp_id: str, agent_id: int) -> str:
+        return self.k("wecom", "token-lock", corp_id, agent_id)
+
+    def api_block(self, api: str) -> str:
+        return self.k("wecom", "blocked", api)
+
+    # audit
+    def audit(self) -> str:
+        return self.k("audit")
+
+    # conversation state of one user (guided flows, pending confirmations)
+    def session(self, userid: str, name: str) -> str:
+        return self.k("session", name, userid)
+
+    def scheduler_jobs(self) -> str:
+        return self.k("sched", "jobs")
+
+    def scheduler_runs(self) -> str:
+        return self.k("sched", "runs")
+
+    def scheduler_fired(self, job_id: str, run_at: float) -> str:
+        return self.k("sched", "fired", job_id, f"{run_at:.3f}")

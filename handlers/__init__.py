@@ -1,0 +1,17 @@
+"""What the bot does with each message or event. One module per feature, one Router each.
+
+Order matters: the first matching route wins (a handler may raise SkipHandler to pass).
+"""
+
+from __future__ import annotations
+
+from bot.router import Router
+from handlers import broadcast, collect, fallback, groups, help
+
+ROUTERS: tuple[Router, ...] = (
+    groups.router,  # resident-group change events, 绑定
+    broadcast.router,  # 通知 / 确认 / 批准 / 进度 / 更新 / 撤回 / 已破案 / 已转达
+    collect.router,  # 采集 … / 我的待办 / guided collection flows
+    help.router,  # 帮助 / help
+    fallback.router,  # anything else: a short hint, never silence
+)

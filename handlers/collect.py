@@ -1,0 +1,5 @@
+"""Placeholder: filled in by its owner."""
+
+from bot.router import Router
+
+router = Router(name=__name__)
