@@ -63,6 +63,9 @@ def test_secrets() -> dict[str, str]:
     }
 
 
+test_secrets.__test__ = False  # type: ignore[attr-defined]  # a helper, not a test
+
+
 @pytest.fixture
 def make_settings(redis_url: str, tmp_path: Path) -> Callable[..., Settings]:
     """Build Settings from the repo's settings.toml plus test secrets and `env` overrides."""
