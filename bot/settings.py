@@ -220,6 +220,7 @@ def load_settings(
     env = dict(os.environ if environ is None else environ)
     klass = type("BoundSettings", (Settings,), {"toml_path": toml_path, "environ": env})
     try:
-        return klass(**overrides)
+        settings: Settings = klass(**overrides)
     except ValidationError as error:
         raise SettingsError(_describe(error)) from None
+    return settings

@@ -43,7 +43,10 @@ class DeliveryKind(StrEnum):
 
     @property
     def label(self) -> str:
-        return {"customer_group": "客户群", "appchat": "应用群聊", "webhook": "群机器人"}[self.value]
+        return KIND_LABELS[self.value]
+
+
+KIND_LABELS = {"customer_group": "客户群", "appchat": "应用群聊", "webhook": "群机器人"}
 
 
 class GroupState(StrEnum):
@@ -159,3 +162,15 @@ class UnplacedGroup:
     reason: str
     seen_at: float = 0.0
     candidates: tuple[str, ...] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class GroupChange:
+    """One entry of a group's history: who changed what, when (member counts are not logged)."""
+
+    id: str
+    at: float
+    actor: str
+    source: str
+    what: str  # created | updated | moved | dismissed | restored
+    changes: dict[str, Any]  # created: the full record; otherwise field -> {"from", "to"}

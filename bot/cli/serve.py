@@ -1,0 +1,97 @@
+"""`gridbot serve`: run the bot (callback endpoint, inbox consumer, scheduler).
+
+Starts the embedded redis-server when redis.url is empty, and stops cleanly — in-flight
+handlers finish, then Redis (if embedded) flushes and exits — on SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import RedisError
+
+from bot.app import create_app
+from bot.clock import Clock
+from bot.log import setup_logging
+from bot.redis import RedisUnavailableError, redis_url_for
+from bot.settings import Settings, load_settings
+
+log = logging.getLogger("gridbot.serve")
+
+
+def register(subparsers: Any) -> None:
+    """Add the `serve` sub-command."""
+    parser = subparsers.add_parser("serve", help="启动机器人：接收企业微信回调并处理消息")
+    parser.add_argument("--host", default=None, help="监听地址（默认取 server.host）")
+    parser.add_argument("--port", type=int, default=None, help="监听端口（默认取 server.port）")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `gridbot serve`; returns the exit code."""
+    settings = load_settings(args.settings)
+    setup_logging(settings.log.level)
+    host = args.host or settings.server.host
+    port = settings.server.port if args.port is None else args.port
+    try:
+        with redis_url_for(settings.redis.url, settings.redis.data_dir) as url:
+            asyncio.run(serve(with_redis_url(settings, url), host, port))
+    except RedisUnavailableError as error:
+        log.error("%s", error)
+        return 1
+    except (RedisError, OSError) as error:  # start-up could not reach Redis or bind the port
+        log.error("启动失败: %s", type(error).__name__)
+        return 1
+    return 0
+
+
+def with_redis_url(settings: Settings, url: str) -> Settings:
+    """`settings` with redis.url set (to the embedded server's URL)."""
+    return settings.model_copy(update={"redis": settings.redis.model_copy(update={"url": url})})
+
+
+def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    """The production app: every handlers router (composition root, so it may import them)."""
+    from handlers import ROUTERS
+
+    return create_app(settings, ROUTERS, clock=clock)
+
+
+async def serve(settings: Settings, host: str, port: int, *,
+                ready: asyncio.Future[int] | None = None) -> None:
+    """Run the app until SIGTERM/SIGINT; `ready` receives the bound port (port 0 = any)."""
+    runner = web.AppRunner(build_app(settings), handle_signals=False, access_log=None)
+    await runner.setup()
+    stop = _stop_on_signals()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+        bound = _bound_port(runner, port)
+        log.info("GridBot 已启动: http://%s:%s%s", host, bound, settings.callback.path)
+        if ready is not None:
+            ready.set_result(bound)
+        await stop.wait()
+        log.info("收到停止信号，正在退出…")
+    finally:
+        await runner.cleanup()
+    log.info("GridBot 已停止")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def _bound_port(runner: web.AppRunner, default: int) -> int:
+    for address in runner.addresses:
+        if isinstance(address, tuple) and len(address) >= 2:
+            return int(address[1])
+    return default

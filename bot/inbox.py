@@ -1,0 +1,288 @@
+"""Durable intake of callbacks, and the consumer group that hands them to the handlers.
+
+Intake (`Inbox.put`) is one Lua script, one round trip: `SET seen-key NX PX ttl` and, only if
+the key is new, `XADD` the event to the inbox stream. WeCom re-delivers a callback it did not
+see acknowledged within 5 s (3 tries, wecom.md §3.1), so the dedupe key (MsgId, or sender +
+time + event for events) makes every re-delivery a no-op, across restarts and processes.
+
+`InboxConsumer` reads the stream in a consumer group (one consumer name per process), runs
+`bot.router.dispatch` under a concurrency bound, and then — in one Lua script — writes the
+handled marker, appends to the handled log and XACKs. Messages of one sender are handled in
+stream order within a process. Entries left pending by a dead process are taken over with
+XAUTOCLAIM once idle for callback.claim_idle_seconds; a live consumer re-claims its in-flight
+entries periodically so a slow handler is not taken over. Delivery to handlers is therefore
+at-least-once: a handler interrupted by a crash runs again after the take-over; a handler that
+completed is never re-run (marker + ack are atomic). A handler's exception is logged (personal
+numbers scrubbed), recorded as outcome "error", and never stops the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+import traceback
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from bot.clock import Clock
+from bot.context import Context
+from bot.events import Event, event_from_json
+from bot.keys import Keys
+from bot.masking import scrub
+from bot.router import Router, dispatch
+from bot.settings import CallbackSettings
+
+log = logging.getLogger(__name__)
+
+GROUP = "handlers"
+STREAM_MAXLEN = 100_000  # approximate cap; far above any realistic backlog of callbacks
+READ_BLOCK_MS = 1000
+READ_COUNT = 64
+IDLE_CONSUMER_PRUNE_MS = 3_600_000
+
+_PUT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
+  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'key', ARGV[2], 'event', ARGV[3])
+end
+return false
+"""
+
+_FINISH = """
+if redis.call('SET', KEYS[1], ARGV[4], 'NX', 'PX', ARGV[1]) then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',
+             'key', ARGV[2], 'kind', ARGV[3], 'outcome', ARGV[4], 'consumer', ARGV[8])
+end
+return redis.call('XACK', KEYS[3], ARGV[5], ARGV[6])
+"""
+
+ContextFactory = Callable[[str], Context]
+
+
+class Inbox:
+    """Puts parsed callback events into the durable inbox, once per dedupe key."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, clock: Clock,
+                 settings: CallbackSettings) -> None:
+        self._keys = keys
+        self._ttl_ms = clock.real_ms(settings.dedupe_ttl)
+        self._put = redis.register_script(_PUT)
+
+    async def put(self, event: Event) -> str | None:
+        """The new stream id, or None when this event was already received (a re-delivery)."""
+        key = event.dedupe_key
+        entry = await self._put(
+            keys=[self._keys.dedupe(key), self._keys.inbox()],
+            args=[self._ttl_ms, key, event.to_json(), STREAM_MAXLEN],
+        )
+        return str(entry) if entry else None
+
+
+@dataclass(frozen=True, slots=True)
+class HandledRecord:
+    """One line of the handled log."""
+
+    id: str
+    key: str
+    kind: str
+    outcome: str  # ok | unhandled | error | invalid
+    consumer: str
+
+
+async def handled_records(redis: aioredis.Redis, keys: Keys, count: int = 10_000
+                          ) -> list[HandledRecord]:
+    """The handled-message record, oldest first (for tests, the demo and operators)."""
+    rows: Any = await redis.xrange(keys.handled(), count=count)
+    return [HandledRecord(str(i), f.get("key", ""), f.get("kind", ""), f.get("outcome", ""),
+                          f.get("consumer", "")) for i, f in rows or []]
+
+
+def consumer_name() -> str:
+    """A consumer name unique to this process and instance."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+
+
+class InboxConsumer:
+    """Reads the inbox stream in a consumer group and dispatches each event once."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, clock: Clock,
+                 settings: CallbackSettings, routers: Sequence[Router],
+                 make_context: ContextFactory, *, name: str = "") -> None:
+        self.name = name or consumer_name()
+        self._redis = redis
+        self._keys = keys
+        self._routers = tuple(routers)
+        self._make_context = make_context
+        self._ttl_ms = clock.real_ms(settings.dedupe_ttl)
+        self._idle_ms = clock.real_ms(settings.claim_idle_seconds)
+        self._slots = asyncio.Semaphore(settings.handler_concurrency)
+        self._finish = redis.register_script(_FINISH)
+        self._senders = _KeyedLocks()
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._stopping = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+
+    async def ensure_group(self) -> None:
+        """Create the consumer group (and the stream) unless it exists."""
+        with contextlib.suppress(ResponseError):  # BUSYGROUP: another process made it
+            await self._redis.xgroup_create(self._keys.inbox(), GROUP, id="0", mkstream=True)
+
+    def start(self) -> None:
+        """Run the consume loop in a background task (stop() ends it)."""
+        self._loop = asyncio.create_task(self.run(), name=f"inbox-consumer {self.name}")
+
+    async def run(self) -> None:
+        """Consume until stop(); Redis errors are logged and retried, never fatal."""
+        next_claim = 0.0
+        while not self._stopping.is_set():
+            try:
+                if time.monotonic() >= next_claim:
+                    await self.ensure_group()  # cheap; recreates a stream deleted under us
+                    await self._claim_cycle()
+                    next_claim = time.monotonic() + self._idle_ms / 3000
+                await self._read_new()
+            except RedisError as error:
+                if "NOGROUP" in str(error):
+                    next_claim = 0.0
+                    continue
+                log.warning("收件箱读取失败，稍后重试: %s", type(error).__name__)
+                await asyncio.sleep(1.0)
+
+    async def stop(self, timeout: float = 10.0) -> None:
+        """Stop reading, let in-flight handlers finish for up to `timeout` real seconds.
+
+        Entries read but not yet started stay pending in Redis and are taken over later."""
+        self._stopping.set()
+        if self._loop is not None:
+            self._loop.cancel()  # interrupts the blocking XREADGROUP at once
+            await asyncio.gather(self._loop, return_exceptions=True)
+        tasks = list(self._inflight.values())
+        if tasks:
+            _, pending = await asyncio.wait(tasks, timeout=timeout)
+            for task in pending:  # left pending in Redis: another process takes them over
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def drain(self, timeout: float = 10.0) -> None:
+        """Wait until no handler is running (tests and the demo)."""
+        deadline = time.monotonic() + timeout
+        while self._inflight and time.monotonic() < deadline:
+            await asyncio.wait(list(self._inflight.values()), timeout=0.05)
+
+    async def _read_new(self) -> None:
+        reply: Any = await self._redis.xreadgroup(GROUP, self.name, {self._keys.inbox(): ">"},
+                                             count=READ_COUNT, block=READ_BLOCK_MS)
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                await self._start(str(entry_id), fields)
+
+    async def _claim_cycle(self) -> None:
+        await self._heartbeat()
+        start = "0-0"
+        while True:
+            reply: Any = await self._redis.xautoclaim(
+                self._keys.inbox(), GROUP, self.name, self._idle_ms, start_id=start,
+                count=READ_COUNT)
+            start, entries = str(reply[0]), reply[1]
+            for entry_id, fields in entries:
+                log.info("接管超时未确认的消息 %s", entry_id)
+                await self._start(str(entry_id), fields)
+            if start == "0-0" or not entries:
+                break
+        await self._prune_consumers()
+
+    async def _heartbeat(self) -> None:
+        """Reset the idle time of our in-flight entries so nobody takes them over."""
+        if self._inflight:
+            await self._redis.xclaim(self._keys.inbox(), GROUP, self.name, 0,
+                                     list(self._inflight), justid=True)
+
+    async def _prune_consumers(self) -> None:
+        consumers: Any = await self._redis.xinfo_consumers(self._keys.inbox(), GROUP)
+        for consumer in consumers:
+            if (consumer["name"] != self.name and int(consumer["pending"]) == 0
+                    and int(consumer["idle"]) > IDLE_CONSUMER_PRUNE_MS):
+                await self._redis.xgroup_delconsumer(self._keys.inbox(), GROUP, consumer["name"])
+
+    async def _start(self, entry_id: str, fields: dict[str, str] | None) -> None:
+        if entry_id in self._inflight:
+            return
+        await self._slots.acquire()  # back-pressure: stop reading while all slots are busy
+        task = asyncio.create_task(self._process(entry_id, fields or {}))
+        self._inflight[entry_id] = task
+        task.add_done_callback(lambda _t: self._done(entry_id))
+
+    def _done(self, entry_id: str) -> None:
+        self._inflight.pop(entry_id, None)
+        self._slots.release()
+
+    async def _process(self, entry_id: str, fields: dict[str, str]) -> None:
+        try:
+            await self._process_entry(entry_id, fields)
+        except RedisError as error:  # stays pending: taken over after claim_idle_seconds
+            log.warning("消息 %s 未能确认: %s", entry_id, type(error).__name__)
+
+    async def _process_entry(self, entry_id: str, fields: dict[str, str]) -> None:
+        key = fields.get("key", "")
+        try:
+            event = event_from_json(fields["event"])
+        except (KeyError, ValueError, TypeError):
+            log.error("收件箱条目 %s 无法解析，已跳过", entry_id)
+            await self._settle(entry_id, key or f"invalid:{entry_id}", "invalid", "invalid")
+            return
+        async with self._senders.hold(event.sender):
+            if await self._redis.exists(self._keys.handled_marker(key)):
+                await self._settle(entry_id, key, event.kind, "duplicate")
+                return
+            outcome = await self._dispatch(event, key)
+            await self._settle(entry_id, key, event.kind, outcome)
+
+    async def _dispatch(self, event: Event, key: str) -> str:
+        started = time.monotonic()
+        try:
+            handled = await dispatch(self._routers, event, self._make_context(key))
+        except Exception as error:
+            # scrubbed here, not only by bot.log's filter: handlers put personal data in errors
+            trace = "".join(traceback.format_exception(error))
+            log.error("处理消息 %s 出错\n%s", key, scrub(trace))
+            return "error"
+        outcome = "ok" if handled else "unhandled"
+        log.info("✓ %s %s %s %.0fms", event.kind, key, outcome,
+                 (time.monotonic() - started) * 1000)
+        return outcome
+
+    async def _settle(self, entry_id: str, key: str, kind: str, outcome: str) -> None:
+        await self._finish(
+            keys=[self._keys.handled_marker(key), self._keys.handled(), self._keys.inbox()],
+            args=[self._ttl_ms, key, kind, outcome, GROUP, entry_id, STREAM_MAXLEN, self.name],
+        )
+
+
+
+class _KeyedLocks:
+    """One FIFO lock per key, forgotten when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def hold(self, key: str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)

@@ -1,0 +1,89 @@
+"""Every Redis key of the registry, built in one place.
+
+All registry keys share the `{reg}` hash tag: the upsert scripts derive the keys of a group's
+ancestors from the tree stored in Redis, so everything they may touch must live in one
+Redis Cluster slot. The registry is small (about 2 KB per group), so one slot is no burden.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.keys import Keys
+
+TAG = "{reg}"
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryKeys:
+    """Key builders; `prefix` is what the Lua scripts prepend to derived key names."""
+
+    keys: Keys
+
+    @property
+    def prefix(self) -> str:
+        return self.keys.k(TAG, "")
+
+    def _k(self, *parts: object) -> str:
+        return self.keys.k(TAG, *parts)
+
+    # tree
+    def nodes(self) -> str:  # hash code -> Node JSON
+        return self._k("nodes")
+
+    def kids(self, code: str) -> str:  # set of child codes ("" parent: the roots)
+        return self._k("kids", code)
+
+    def by_name(self, name: str) -> str:  # set of codes carrying `name`
+        return self._k("name", name)
+
+    def level(self, level: str) -> str:  # set of codes on one level
+        return self._k("level", level)
+
+    # groups
+    def groups(self) -> str:  # hash chat_id -> canonical Group JSON (without updated_at)
+        return self._k("groups")
+
+    def group_meta(self) -> str:  # hash chat_id -> "updated_at|anc1,anc2,…" (root first)
+        return self._k("gmeta")
+
+    def group_names(self) -> str:  # hash group name -> space separated chat ids
+        return self._k("gname")
+
+    def under(self, code: str) -> str:  # hash chat_id -> kind: active groups at or below code
+        return self._k("under", code)
+
+    def gone(self, code: str) -> str:  # hash chat_id -> kind: dismissed groups at or below code
+        return self._k("gone", code)
+
+    def counts(self, code: str) -> str:  # hash kind -> groups, "m:"+kind -> members
+        return self._k("count", code)
+
+    def unplaced(self) -> str:  # hash chat_id -> reason JSON
+        return self._k("unplaced")
+
+    def bindings(self) -> str:  # hash chat_id -> group name when explicitly placed
+        return self._k("bound")
+
+    def history(self, chat_id: str) -> str:  # stream of one group's changes
+        return self._k("hist", chat_id)
+
+    # people
+    def people(self) -> str:  # hash userid -> Person JSON
+        return self._k("people")
+
+    def staff(self, code: str) -> str:  # set of userids covering exactly this node
+        return self._k("staff", code)
+
+    def role(self, role: str) -> str:  # set of userids with this role
+        return self._k("role", role)
+
+    # sync from WeCom
+    def sync_state(self) -> str:  # hash: cursor, status, counters
+        return self._k("sync", "state")
+
+    def sync_seen(self) -> str:  # set of chat ids listed by the current run
+        return self._k("sync", "seen")
+
+    def sync_lock(self) -> str:
+        return self._k("sync", "lock")

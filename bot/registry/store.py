@@ -1,0 +1,285 @@
+"""The registry in Redis: the administrative tree, the resident groups on it, and the staff.
+
+Subtree queries are index reads, not tree walks: every active placed group is a field of
+`under:<code>` for each of its ancestors (and of `gone:<code>` once dismissed), and
+`count:<code>` holds per-kind group and member totals. One Lua script per write keeps the
+record, those indexes, the name index and the group's history stream consistent, so any
+number of gridbot processes can write concurrently. Layout: keys.py; scripts: scripts.py;
+the tree: tree.py; people: people.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from bot.registry.codec import decode_group, group_content, normalise_group
+from bot.registry.models import DeliveryKind, Group, GroupChange, GroupState, UnplacedGroup
+from bot.registry.people import PeopleStore
+from bot.registry.replies import mapping, opt, optionals, text, texts
+from bot.registry.tree import RegistryError, UnknownNodeError
+
+SYSTEM = "system"
+MAX_TRIES = 20
+
+__all__ = ["ConflictError", "GroupWrite", "Registry", "RegistryError", "UnknownNodeError"]
+
+
+class ConflictError(RegistryError):
+    """The record changed under a read-modify-write too many times in a row."""
+
+
+@dataclass(frozen=True, slots=True)
+class GroupWrite:
+    """Outcome of one group write: the group as it now is, and what the history says."""
+
+    group: Group | None
+    changed: bool
+    what: str = ""
+
+
+Change = Callable[[Group | None], Group | None]
+
+
+class Registry(PeopleStore):
+    """Reads and writes the registry; holds no state of its own besides the connection."""
+
+    async def upsert_group(
+        self, group: Group, *, actor: str = SYSTEM, source: str = "", unplaced_reason: str = "",
+        candidates: Sequence[str] = (),
+    ) -> bool:
+        """Create or replace a group record; True when something changed (updated_at aside).
+
+        A group on an unknown node raises UnknownNodeError. An active group without a node is
+        listed as unplaced with `unplaced_reason`.
+        """
+        reason = _reason_json(unplaced_reason, candidates) if not group.node else ""
+        write = await self._write(group, actor, source, mode="any", reason=reason)
+        return write.changed
+
+    async def update_group(
+        self, chat_id: str, change: Change, *, actor: str = SYSTEM, source: str = "",
+        unplaced_reason: str = "", candidates: Sequence[str] = (),
+    ) -> GroupWrite:
+        """Read-modify-write: `change(current)` returns the new record (None: leave it).
+
+        Retried when another process wrote the group in between, so concurrent partial
+        updates (owner from one event, member count from another) never undo each other.
+        """
+        for _ in range(MAX_TRIES):
+            content, meta = await self._raw_group(chat_id)
+            current = decode_group(content, meta) if content else None
+            new = change(current)
+            if new is None:
+                return GroupWrite(current, False)
+            reason = _reason_json(unplaced_reason, candidates) if not new.node else ""
+            mode, expected = ("match", content) if content else ("absent", "")
+            try:
+                return await self._write(new, actor, source, mode=mode, expected=expected,
+                                         reason=reason)
+            except ConflictError:
+                continue
+        raise ConflictError(f"群 {chat_id} 正被频繁修改，请稍后重试")
+
+    async def _raw_group(self, chat_id: str) -> tuple[str | None, str | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hget(self.keys.groups(), chat_id)
+            pipe.hget(self.keys.group_meta(), chat_id)
+            content, meta = await pipe.execute()
+        return opt(content), opt(meta)
+
+    async def _write(
+        self, group: Group, actor: str, source: str, *, mode: str, expected: str = "",
+        reason: str = "",
+    ) -> GroupWrite:
+        args = self._group_args(group, actor, source, mode, expected, reason)
+        status, what = await self._upsert_group(keys=[self.keys.groups()], args=args)
+        self._check(group, int(status))
+        return GroupWrite(normalise_group(group), int(status) == 1, text(what))
+
+    @staticmethod
+    def _check(group: Group, status: int) -> None:
+        if status == -1:
+            raise UnknownNodeError(f"节点 {group.node} 不存在（群 {group.name or group.chat_id}）")
+        if status == -2:
+            raise ConflictError(f"群 {group.chat_id} 已被修改")
+
+    def _group_args(
+        self, group: Group, actor: str, source: str, mode: str, expected: str, reason: str
+    ) -> list[str | int]:
+        return [
+            self.keys.prefix, group.chat_id, group_content(group), group.kind.value, group.node,
+            group.state.value, group.name, group.member_count, f"{self.clock.now():.3f}", actor,
+            source, reason, mode, expected,
+        ]
+
+    async def upsert_groups(
+        self, groups: Iterable[Group], *, actor: str = SYSTEM, source: str = "",
+        reasons: Mapping[str, tuple[str, Sequence[str]]] | None = None, batch: int = 500,
+    ) -> list[bool]:
+        """upsert_group for many groups, pipelined; each write is still its own atomic script.
+
+        `reasons` gives unplaced groups their (reason, candidates) by chat id.
+        """
+        items, why = list(groups), reasons or {}
+
+        def args(g: Group) -> list[str | int]:
+            reason = "" if g.node else _reason_json(*why.get(g.chat_id, ("", ())))
+            return self._group_args(g, actor, source, "any", "", reason)
+
+        results = await self._pipelined(
+            self._upsert_group, self.keys.groups(), [args(g) for g in items], batch
+        )
+        for group, (status, _what) in zip(items, results, strict=True):
+            self._check(group, int(status))
+        return [int(status) == 1 for status, _what in results]
+
+    async def _reindex(self, code: str) -> None:
+        """A node moved: re-run the group script so ancestor indexes follow the new path."""
+        for group in await self.groups_under(code, include_dismissed=True):
+            await self._write(group, SYSTEM, "reindex", mode="any")
+
+    async def group(self, chat_id: str) -> Group | None:
+        content, meta = await self._raw_group(chat_id)
+        return decode_group(content, meta) if content else None
+
+    async def groups(self, chat_ids: Sequence[str]) -> list[Group]:
+        """The records of `chat_ids` that exist, in the given order."""
+        if not chat_ids:
+            return []
+        ids = list(chat_ids)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.keys.groups(), ids)
+            pipe.hmget(self.keys.group_meta(), ids)
+            contents, metas = await pipe.execute()
+        pairs = zip(optionals(contents), optionals(metas), strict=True)
+        return [decode_group(c, m) for c, m in pairs if c]
+
+    async def all_groups(self) -> list[Group]:
+        """Every group record (placed, unplaced, dismissed), by chat id."""
+        contents = mapping(await self.redis.hgetall(self.keys.groups()))
+        metas = mapping(await self.redis.hgetall(self.keys.group_meta()))
+        return [decode_group(contents[i], metas.get(i)) for i in sorted(contents)]
+
+    async def groups_named(self, name: str) -> list[Group]:
+        ids = text(await self.redis.hget(self.keys.group_names(), name))
+        return await self.groups(sorted(ids.split()))
+
+    async def groups_under(self, code: str, *, include_dismissed: bool = False) -> list[Group]:
+        """Active placed groups at or below `code` (and dismissed ones, if asked), by chat id."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hkeys(self.keys.under(code))
+            if include_dismissed:
+                pipe.hkeys(self.keys.gone(code))
+            found = await pipe.execute()
+        return await self.groups(sorted({i for ids in found for i in texts(ids)}))
+
+    async def target_groups(
+        self, codes: Sequence[str], *, tags: Sequence[str] = (), exclude: Sequence[str] = ()
+    ) -> list[Group]:
+        """Active placed groups under any of `codes`, having any of `tags` (if given).
+
+        `exclude` holds node codes (their whole subtree is left out) and/or chat ids.
+        """
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for code in [*codes, *exclude]:
+                pipe.hkeys(self.keys.under(code))
+            found = [set(texts(ids)) for ids in await pipe.execute()]
+        wanted = set().union(*found[: len(codes)])
+        dropped = set().union(*found[len(codes):]) | set(exclude)
+        groups = await self.groups(sorted(wanted - dropped))
+        if tags:
+            groups = [g for g in groups if set(g.tags) & set(tags)]
+        return groups
+
+    async def breakdown(self, code: str) -> dict[DeliveryKind, int]:
+        """Active placed groups at or below `code`, per delivery kind (every kind present)."""
+        return (await self._counts(code))[0]
+
+    async def members_breakdown(self, code: str) -> dict[DeliveryKind, int]:
+        """Members of those groups, per delivery kind."""
+        return (await self._counts(code))[1]
+
+    async def _counts(self, code: str) -> tuple[dict[DeliveryKind, int], dict[DeliveryKind, int]]:
+        raw = mapping(await self.redis.hgetall(self.keys.counts(code)))
+        groups = {kind: int(raw.get(kind.value, 0)) for kind in DeliveryKind}
+        members = {kind: int(raw.get("m:" + kind.value, 0)) for kind in DeliveryKind}
+        return groups, members
+
+    async def dismiss_group(
+        self, chat_id: str, at: float, *, actor: str = SYSTEM, source: str = ""
+    ) -> bool:
+        """Mark a group dismissed: never a target again, kept with its history."""
+
+        def dismiss(current: Group | None) -> Group | None:
+            if current is None or current.state is GroupState.DISMISSED:
+                return None
+            return replace(current, state=GroupState.DISMISSED, dismissed_at=at)
+
+        return (await self.update_group(chat_id, dismiss, actor=actor, source=source)).changed
+
+    async def bind_group(
+        self, chat_id: str, node: str, *, actor: str = SYSTEM, source: str = ""
+    ) -> GroupWrite:
+        """Place a group explicitly (绑定, import); it stays there until the group is renamed."""
+
+        def place(current: Group | None) -> Group | None:
+            return None if current is None else replace(current, node=node)
+
+        write = await self.update_group(chat_id, place, actor=actor, source=source)
+        if write.group is not None:
+            await self.redis.hset(self.keys.bindings(), chat_id, write.group.name)
+        return write
+
+    async def set_bindings(self, names: Mapping[str, str]) -> None:
+        """Record explicit placements: chat_id -> the group's name when it was placed."""
+        if names:
+            await self.redis.hset(self.keys.bindings(), mapping=dict(names))  # type: ignore[arg-type]
+
+    async def binding(self, chat_id: str) -> str | None:
+        """The group's name when it was explicitly placed, if it was."""
+        return opt(await self.redis.hget(self.keys.bindings(), chat_id))
+
+    async def clear_binding(self, chat_id: str) -> None:
+        await self.redis.hdel(self.keys.bindings(), chat_id)
+
+    async def history(self, chat_id: str) -> list[GroupChange]:
+        """The group's changes, oldest first."""
+        rows = await self.redis.xrange(self.keys.history(chat_id))
+        out = []
+        for entry_id, fields in rows or []:
+            f = mapping(fields)
+            out.append(GroupChange(
+                id=text(entry_id), at=float(f.get("at") or 0), actor=f.get("actor", ""),
+                source=f.get("source", ""), what=f.get("what", ""),
+                changes=json.loads(f.get("changes") or "{}"),
+            ))
+        return out
+
+    async def unplaced(self) -> list[UnplacedGroup]:
+        """Active groups no node could be found for, with the reason; by chat id."""
+        reasons = mapping(await self.redis.hgetall(self.keys.unplaced()))
+        out = []
+        for group in await self.groups(sorted(reasons)):
+            raw = json.loads(reasons[group.chat_id] or "{}")
+            out.append(UnplacedGroup(
+                group.chat_id, group.name, raw.get("reason") or "尚未定位到网格节点",
+                group.updated_at, tuple(raw.get("candidates", ())),
+            ))
+        return out
+
+    async def dump(self) -> dict[str, Any]:
+        """A canonical, comparable picture of the registry (timestamps and history aside)."""
+        out: dict[str, Any] = {}
+        for name, key in (("nodes", self.keys.nodes()), ("groups", self.keys.groups()),
+                          ("people", self.keys.people())):
+            raw = mapping(await self.redis.hgetall(key))
+            out[name] = {k: json.loads(raw[k]) for k in sorted(raw)}
+        out["unplaced"] = sorted(mapping(await self.redis.hgetall(self.keys.unplaced())))
+        return out
+
+
+def _reason_json(reason: str, candidates: Sequence[str]) -> str:
+    return json.dumps({"reason": reason, "candidates": list(candidates)}, ensure_ascii=False)

@@ -1,0 +1,297 @@
+"""Async WeCom API client on one aiohttp session (never wechatpy's sync client).
+
+Retries are bounded and chosen by error class (docs/design.md, wecom.md §2.3):
+- errcode -1 (系统繁忙): back off and retry, at most 3 tries in all → TransientError;
+- 40014/42001 (token invalid/expired): fetch a new token once (shared in Redis), retry once;
+- 45009/45033 (rate limited): the block window is recorded in Redis under Keys.api_block so
+  every process honours it; waited out inline when ≤ wecom.max_block_wait, else
+  RateLimitedError(retry_after);
+- connect failure / HTTP 5xx → TransientError (not processed);
+- read timeout or lost connection → retried on idempotent calls, AmbiguousError otherwise;
+- any other errcode → WeComAPIError at once.
+The base URL (also for gettoken) comes from settings, so a private deployment or the simulator
+can stand in for qyapi.weixin.qq.com.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import aiohttp
+import redis.asyncio as aioredis
+
+from bot.clock import Clock
+from bot.keys import Keys
+from bot.redis import as_str
+from bot.settings import WeComSettings
+from bot.wecom import models
+from bot.wecom.errors import AmbiguousError, RateLimitedError, TransientError, WeComAPIError
+from bot.wecom.models import (
+    Attachment,
+    GroupChatInfo,
+    GroupChatRef,
+    GroupMsgSendResult,
+    GroupMsgSummary,
+    GroupMsgTask,
+    MsgTemplateResult,
+    Page,
+)
+from bot.wecom.token import TokenStore
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+Json = dict[str, Any]
+
+SYSTEM_BUSY = -1
+TOKEN_ERRORS = frozenset({40014, 42001})
+RATE_LIMITED = frozenset({45009, 45033})
+MAX_TRIES = 3
+# WeCom blocks for 60 s after a per-minute breach (wecom.md §2.1); 45033 is a concurrency
+# ceiling, so a short pause is enough.
+BLOCK_SECONDS = {45009: 60.0, 45033: 2.0}
+MAX_BLOCK_WAITS = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One logical API call."""
+
+    api: str
+    method: str = "POST"
+    payload: Json | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    idempotent: bool = False
+    with_token: bool = True
+    block_scope: str = ""  # what a 45009 blocks: the api, or one robot of webhook/send
+
+    @property
+    def scope(self) -> str:
+        return self.block_scope or self.api
+
+
+@dataclass
+class _Attempts:
+    busy: int = 0
+    token_refreshed: bool = False
+    block_waits: int = 0
+
+
+class WeComClient:
+    """The WeCom API calls GridBot makes, with the retry contract of bot.wecom.errors."""
+
+    def __init__(self, session: aiohttp.ClientSession, settings: WeComSettings,
+                 redis: aioredis.Redis, keys: Keys, clock: Clock, *,
+                 busy_backoff: Sequence[float] = (0.5, 1.5)) -> None:
+        self._session = session
+        self._settings = settings
+        self._redis = redis
+        self._keys = keys
+        self._clock = clock
+        self._base = settings.api_base_url
+        self._busy_backoff = tuple(busy_backoff)
+        self._gate = asyncio.Semaphore(settings.max_concurrency)
+        self._timeout = aiohttp.ClientTimeout(
+            total=settings.connect_timeout + settings.request_timeout,
+            sock_connect=settings.connect_timeout, sock_read=settings.request_timeout)
+        self.tokens = TokenStore(redis, keys, clock, settings.corp_id, settings.agent_id,
+                                 self._fetch_token)
+
+    # --- app messages (message/send) -----------------------------------------------------
+    async def send_text(self, touser: str | Sequence[str], content: str) -> None:
+        """1:1 app message; WeCom's duplicate check makes a resend within 30 min harmless."""
+        await self._app_message(touser, "text", content)
+
+    async def send_markdown(self, touser: str | Sequence[str], content: str) -> None:
+        """1:1 markdown app message (duplicate check on)."""
+        await self._app_message(touser, "markdown", content)
+
+    # --- groups ------------------------------------------------------------------------
+    async def appchat_send(self, chat_id: str, content: str, *, markdown: bool = False) -> None:
+        """Post into an app-created internal group chat (not idempotent)."""
+        kind = "markdown" if markdown else "text"
+        await self._call(Call("appchat/send", payload={
+            "chatid": chat_id, "msgtype": kind, kind: {"content": content}, "safe": 0}))
+
+    async def webhook_send(self, key: str, content: str, *, markdown: bool = False) -> None:
+        """Post through a group robot's webhook; its 20/min ceiling is blocked per robot."""
+        kind = "markdown" if markdown else "text"
+        robot = hashlib.sha256(key.encode()).hexdigest()[:16]
+        payload = {"msgtype": kind, kind: {"content": content}}
+        await self._call(Call("webhook/send", payload=payload, params={"key": key},
+                              with_token=False, block_scope=f"webhook/send:{robot}"))
+
+    # --- customer-group mass send (客户群群发) -----------------------------------------------
+    async def add_msg_template(self, sender: str, chat_ids: Sequence[str], text: str,
+                               attachments: Sequence[Attachment] = ()) -> MsgTemplateResult:
+        """Create a group mass-send task the owner `sender` must confirm (not idempotent)."""
+        payload: Json = {"chat_type": "group", "sender": sender, "chat_id_list": list(chat_ids),
+                         "allow_select": False, "text": {"content": text}}
+        if attachments:
+            payload["attachments"] = [a.to_wire() for a in attachments]
+        data = await self._call(Call("externalcontact/add_msg_template", payload=payload))
+        return MsgTemplateResult(str(data.get("msgid", "")),
+                                 [str(x) for x in data.get("fail_list") or []])
+
+    async def get_groupmsg_list_v2(self, start_time: int, end_time: int, *, creator: str = "",
+                                   filter_type: int = 2, cursor: str = "", limit: int = 100
+                                   ) -> Page[GroupMsgSummary]:
+        """Group mass sends created in [start_time, end_time] (window ≤ 1 month)."""
+        payload: Json = {"chat_type": "group", "start_time": start_time, "end_time": end_time,
+                         "filter_type": filter_type, "cursor": cursor, "limit": limit}
+        if creator:
+            payload["creator"] = creator
+        return await self._page("externalcontact/get_groupmsg_list_v2", payload,
+                                "group_msg_list", models.summary_from_wire)
+
+    async def get_groupmsg_task(self, msgid: str, *, cursor: str = "", limit: int = 1000
+                                ) -> Page[GroupMsgTask]:
+        """Whether each owner confirmed the task `msgid`."""
+        return await self._page("externalcontact/get_groupmsg_task",
+                                {"msgid": msgid, "cursor": cursor, "limit": limit},
+                                "task_list", models.task_from_wire)
+
+    async def get_groupmsg_send_result(self, msgid: str, userid: str, *, cursor: str = "",
+                                       limit: int = 1000) -> Page[GroupMsgSendResult]:
+        """Per-group outcome of `userid`'s part of the task `msgid`."""
+        return await self._page("externalcontact/get_groupmsg_send_result",
+                                {"msgid": msgid, "userid": userid, "cursor": cursor,
+                                 "limit": limit}, "send_list", models.send_result_from_wire)
+
+    async def remind_groupmsg_send(self, msgid: str) -> None:
+        """Remind the owners of `msgid` (≤ 3 per 24 h, so not idempotent)."""
+        await self._call(Call("externalcontact/remind_groupmsg_send", payload={"msgid": msgid}))
+
+    async def cancel_groupmsg_send(self, msgid: str) -> None:
+        """Cancel the unsent part of `msgid` (cancelling twice is harmless)."""
+        await self._call(Call("externalcontact/cancel_groupmsg_send", payload={"msgid": msgid},
+                              idempotent=True))
+
+    # --- customer groups -------------------------------------------------------------------
+    async def groupchat_list(self, *, cursor: str = "", limit: int = 1000,
+                             owner_userids: Sequence[str] = (), status_filter: int = 0
+                             ) -> Page[GroupChatRef]:
+        """One page of the corp's customer groups."""
+        payload: Json = {"status_filter": status_filter, "cursor": cursor, "limit": limit}
+        if owner_userids:
+            payload["owner_filter"] = {"userid_list": list(owner_userids)}
+        return await self._page("externalcontact/groupchat/list", payload, "group_chat_list",
+                                models.chat_ref_from_wire)
+
+    async def groupchat_get(self, chat_id: str) -> GroupChatInfo:
+        """Details of one customer group."""
+        data = await self._call(Call("externalcontact/groupchat/get",
+                                     payload={"chat_id": chat_id, "need_name": 1},
+                                     idempotent=True))
+        return models.chat_info_from_wire(data.get("group_chat") or {})
+
+    # --- plumbing ---------------------------------------------------------------------------
+    async def _app_message(self, touser: str | Sequence[str], kind: str, content: str) -> None:
+        users = touser if isinstance(touser, str) else "|".join(touser)
+        await self._call(Call("message/send", idempotent=True, payload={
+            "touser": users, "msgtype": kind, "agentid": self._settings.agent_id,
+            kind: {"content": content}, "enable_duplicate_check": 1,
+            "duplicate_check_interval": 1800}))
+
+    async def _page(self, api: str, payload: Json, list_key: str,
+                    convert: Callable[[Mapping[str, Any]], T]) -> Page[T]:
+        data = await self._call(Call(api, payload=payload, idempotent=True))
+        items = [convert(raw) for raw in data.get(list_key) or []]
+        return Page(items, str(data.get("next_cursor") or ""))
+
+    async def _fetch_token(self) -> tuple[str, int]:
+        params = {"corpid": self._settings.corp_id,
+                  "corpsecret": self._settings.secret.get_secret_value()}
+        data = await self._call(Call("gettoken", method="GET", params=params, idempotent=True,
+                                     with_token=False))
+        return str(data["access_token"]), int(data.get("expires_in") or 7200)
+
+    async def _call(self, call: Call) -> Json:
+        """Run `call` with the bounded retries described in the module docstring."""
+        tries = _Attempts()
+        while True:
+            await self._honour_block(call)
+            token = await self.tokens.get() if call.with_token else ""
+            data = await self._send(call, token)
+            if data is None:  # read timeout on an idempotent call: same budget as -1
+                await self._busy(call, tries, "读取超时")
+                continue
+            errcode = int(data.get("errcode") or 0)
+            if errcode == 0:
+                return data
+            await self._handle_error(call, tries, errcode, str(data.get("errmsg", "")), token)
+
+    async def _handle_error(self, call: Call, tries: _Attempts, errcode: int, errmsg: str,
+                            token: str) -> None:
+        """Prepare a retry for a retryable errcode, or raise."""
+        if errcode == SYSTEM_BUSY:
+            await self._busy(call, tries, "系统繁忙 (-1)")
+        elif errcode in TOKEN_ERRORS and call.with_token and not tries.token_refreshed:
+            tries.token_refreshed = True
+            log.info("企业微信令牌失效 (%s)，刷新后重试 %s", errcode, call.api)
+            await self.tokens.refresh(stale=token)
+        elif errcode in RATE_LIMITED and tries.block_waits < MAX_BLOCK_WAITS:
+            tries.block_waits += 1
+            await self._record_block(call, errcode)
+        elif errcode in RATE_LIMITED:
+            raise RateLimitedError(errcode, errmsg, call.api, BLOCK_SECONDS[errcode])
+        else:
+            raise WeComAPIError(errcode, errmsg, call.api)
+
+    async def _busy(self, call: Call, tries: _Attempts, reason: str) -> None:
+        tries.busy += 1
+        if tries.busy >= MAX_TRIES:
+            raise TransientError(call.api, f"{reason}，已重试 {MAX_TRIES} 次")
+        delay = self._busy_backoff[min(tries.busy, len(self._busy_backoff)) - 1]
+        await self._clock.sleep(delay)
+
+    async def _record_block(self, call: Call, errcode: int) -> None:
+        window = BLOCK_SECONDS[errcode]
+        until = self._clock.now() + window
+        # NX: the first process to be blocked sets the window; the others honour it
+        await self._redis.set(self._keys.api_block(call.scope), f"{until:.3f}", nx=True,
+                              px=self._clock.real_ms(window))
+        log.warning("企业微信接口 %s 限流 (%s)", call.scope, errcode)
+
+    async def _honour_block(self, call: Call) -> None:
+        raw = as_str(await self._redis.get(self._keys.api_block(call.scope)))
+        if raw is None:
+            return
+        remaining = float(raw) - self._clock.now()
+        if remaining <= 0:
+            return
+        if remaining > self._settings.max_block_wait:
+            raise RateLimitedError(45009, "api freq out of limit", call.api, remaining)
+        await self._clock.sleep(remaining)
+
+    async def _send(self, call: Call, token: str) -> Json | None:
+        """One HTTP exchange; None for a read timeout on an idempotent call."""
+        params = {**call.params, "access_token": token} if call.with_token else dict(call.params)
+        try:
+            async with self._gate, self._session.request(
+                call.method, self._base + call.api, params=params, json=call.payload,
+                timeout=self._timeout,
+            ) as response:
+                return await _read(call, response)
+        except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as error:
+            raise TransientError(call.api, f"无法连接 ({type(error).__name__})") from None
+        except (aiohttp.ClientError, TimeoutError, ValueError) as error:
+            if call.idempotent:
+                return None
+            raise AmbiguousError(call.api, f"请求已发出但未收到应答 ({type(error).__name__})"
+                                 ) from None
+
+
+async def _read(call: Call, response: aiohttp.ClientResponse) -> Json:
+    if response.status >= 500:
+        raise TransientError(call.api, f"HTTP {response.status}")
+    if response.status != 200:
+        raise WeComAPIError(response.status, f"HTTP {response.status}", call.api)
+    data = await response.json(content_type=None)
+    if not isinstance(data, dict):
+        raise ValueError("response is not a JSON object")
+    return data

@@ -1,0 +1,43 @@
+"""Latency and fault injection, both deterministic from the simulator's seed."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from bot.wecom.simulator.config import FAULT_KINDS, FaultConfig, FaultKind, LatencyConfig
+
+
+class Latency:
+    def __init__(self, config: LatencyConfig, seed: int) -> None:
+        self.config = config
+        self._rng = random.Random(f"{seed}:latency")
+
+    def sample(self) -> float:
+        """Simulated seconds this answer takes."""
+        median, sigma = self.config.median, self.config.sigma
+        if median <= 0:
+            return 0.0
+        value = median if sigma == 0 else self._rng.lognormvariate(0.0, sigma) * median
+        return min(value, self.config.cap)
+
+
+class Faults:
+    """Draws at most one fault per call from the first config that covers the API."""
+
+    def __init__(self, configs: Sequence[FaultConfig], seed: int) -> None:
+        self.configs = tuple(configs)
+        self._rngs = [
+            random.Random(f"{c.seed if c.seed is not None else seed}:faults:{i}")
+            for i, c in enumerate(self.configs)
+        ]
+
+    def draw(self, api: str) -> tuple[FaultKind, FaultConfig] | None:
+        for config, rng in zip(self.configs, self._rngs, strict=True):
+            if not config.applies_to(api):
+                continue
+            if config.rate <= 0 or rng.random() >= config.rate:
+                return None
+            weights = [config.weights.get(kind, 0.0) for kind in FAULT_KINDS]
+            return rng.choices(FAULT_KINDS, weights)[0], config
+        return None

@@ -1,0 +1,111 @@
+"""The /cgi-bin/ side: one pipeline (count, latency, fault, token, ceiling, handler) per call."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+
+from bot.wecom.simulator import api_groupchat, api_groupmsg, api_messages, errors
+from bot.wecom.simulator.config import FaultConfig
+from bot.wecom.simulator.errors import SimError
+from bot.wecom.simulator.params import Body
+from bot.wecom.simulator.state import SimState
+
+Handler = Callable[[SimState, Body, Mapping[str, str]], dict[str, Any]]
+dumps = partial(json.dumps, ensure_ascii=False)
+_HANG_POLL = 0.02  # real seconds between checks whether the client gave up
+
+
+@dataclass(frozen=True, slots=True)
+class Api:
+    name: str  # path below /cgi-bin/
+    method: str
+    handler: Handler
+    token: bool = True  # needs access_token
+    metered: bool = True  # counts against the per-API ceilings (app messages do not, §2.1)
+
+
+APIS = (
+    Api("gettoken", "GET", api_messages.gettoken, token=False),
+    Api("message/send", "POST", api_messages.message_send, metered=False),
+    Api("appchat/send", "POST", api_messages.appchat_send, metered=False),
+    Api("webhook/send", "POST", api_messages.webhook_send, token=False, metered=False),
+    Api("externalcontact/add_msg_template", "POST", api_groupmsg.add_msg_template),
+    Api("externalcontact/get_groupmsg_list_v2", "POST", api_groupmsg.get_groupmsg_list_v2),
+    Api("externalcontact/get_groupmsg_task", "POST", api_groupmsg.get_groupmsg_task),
+    Api("externalcontact/get_groupmsg_send_result", "POST", api_groupmsg.get_groupmsg_send_result),
+    Api("externalcontact/remind_groupmsg_send", "POST", api_groupmsg.remind_groupmsg_send),
+    Api("externalcontact/cancel_groupmsg_send", "POST", api_groupmsg.cancel_groupmsg_send),
+    Api("externalcontact/groupchat/list", "POST", api_groupchat.groupchat_list),
+    Api("externalcontact/groupchat/get", "POST", api_groupchat.groupchat_get),
+)
+
+
+def add_routes(app: web.Application, state: SimState) -> None:
+    for api in APIS:
+        app.router.add_route(api.method, f"/cgi-bin/{api.name}", partial(serve, state, api))
+
+
+async def serve(state: SimState, api: Api, request: web.Request) -> web.StreamResponse:
+    state.records.call(api.name)
+    delay = state.latency.sample()
+    if delay:
+        await state.clock.sleep(delay)
+    fault = state.faults.draw(api.name)
+    if fault is not None:
+        state.records.fault(fault[0])
+    kind, config = fault if fault is not None else (None, None)
+    if kind == "5xx":
+        return web.Response(status=502 if state.records.fault_counts["5xx"] % 2 else 503)
+    if kind == "-1" or (kind == "timeout" and _before_commit(config)):
+        answer = SimError(errors.SYSTEM_BUSY).body()
+    else:
+        answer = await _process(state, api, request)
+    if kind == "timeout":
+        await _hang(state, request)
+    if answer["errcode"]:
+        state.records.error(api.name, answer["errcode"], state.now())
+    return web.json_response(answer, dumps=dumps)
+
+
+def _before_commit(config: FaultConfig | None) -> bool:
+    return config is not None and config.timeout_mode == "before_commit"
+
+
+async def _process(state: SimState, api: Api, request: web.Request) -> dict[str, Any]:
+    try:
+        if api.token:
+            state.tokens.check(request.query.get("access_token"), state.now())
+        if api.metered and not state.api_limits.admit(api.name, state.now()):
+            raise SimError(errors.FREQ_LIMIT)
+        return api.handler(state, await _body(request, api), request.query)
+    except SimError as error:
+        return error.body()
+
+
+async def _body(request: web.Request, api: Api) -> Body:
+    if api.method == "GET":
+        return {}
+    try:
+        body = json.loads(await request.read() or b"{}")
+    except (ValueError, UnicodeDecodeError):
+        raise SimError(errors.BAD_JSON) from None
+    if not isinstance(body, dict):
+        raise SimError(errors.BAD_JSON)
+    return body
+
+
+async def _hang(state: SimState, request: web.Request) -> None:
+    """Hold the answer until the client hangs up (its timeout) or hang_seconds pass."""
+    deadline = state.now() + state.config.hang_seconds
+    while state.now() < deadline:
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return
+        await asyncio.sleep(_HANG_POLL)

@@ -1,0 +1,77 @@
+"""The access token, cached in Redis and shared by every gridbot process.
+
+WeCom rate-limits gettoken and may invalidate a token early (wecom.md §2.2), so exactly one
+process refreshes at a time: under a Redis lock (SET NX PX), with a double-check after taking
+it, because another process may have refreshed while we waited. A caller that saw a token fail
+passes it as `stale`, so a refresh that already happened elsewhere is reused, not repeated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+
+import redis.asyncio as aioredis
+
+from bot.clock import Clock
+from bot.keys import Keys
+from bot.redis import as_str
+from bot.wecom.errors import TransientError
+
+# (token, expires_in seconds) from gettoken
+Fetch = Callable[[], Awaitable[tuple[str, int]]]
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+# Keep a margin so that a token is never used in its last minutes (clock skew, slow calls).
+_EXPIRY_MARGIN = 300
+_LOCK_MS = 30_000  # longer than one gettoken with its retries (real milliseconds)
+_POLL_SECONDS = 0.05
+
+
+class TokenStore:
+    """Get the shared access token; refresh it once across processes when it goes stale."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, clock: Clock, corp_id: str,
+                 agent_id: int, fetch: Fetch) -> None:
+        self._redis = redis
+        self._clock = clock
+        self._key = keys.access_token(corp_id, agent_id)
+        self._lock = keys.access_token_lock(corp_id, agent_id)
+        self._fetch = fetch
+        self._release = redis.register_script(_RELEASE)
+
+    async def get(self) -> str:
+        """The cached token, fetching one when there is none."""
+        token = as_str(await self._redis.get(self._key))
+        return token or await self.refresh(None)
+
+    async def refresh(self, stale: str | None) -> str:
+        """A token different from `stale`: someone else's fresh one, or one we fetch."""
+        deadline = time.monotonic() + _LOCK_MS / 1000 + 5
+        while time.monotonic() < deadline:
+            current = as_str(await self._redis.get(self._key))
+            if current and current != stale:
+                return current
+            owner = secrets.token_hex(8)
+            if await self._redis.set(self._lock, owner, nx=True, px=_LOCK_MS):
+                try:
+                    return await self._refresh_locked(stale)
+                finally:
+                    await self._release(keys=[self._lock], args=[owner])
+            await asyncio.sleep(_POLL_SECONDS)  # real time: another process is fetching
+        raise TransientError("gettoken", "等待其他进程刷新令牌超时")
+
+    async def _refresh_locked(self, stale: str | None) -> str:
+        current = as_str(await self._redis.get(self._key))
+        if current and current != stale:  # refreshed while we waited for the lock
+            return current
+        token, expires_in = await self._fetch()
+        # short-lived tokens (simulator tests) keep half their life instead of the margin
+        ttl = expires_in - _EXPIRY_MARGIN if expires_in > 2 * _EXPIRY_MARGIN else expires_in / 2
+        await self._redis.set(self._key, token, px=self._clock.real_ms(ttl))
+        return token

@@ -1,0 +1,359 @@
+"""Customer groups (客户群): one mass-send task per owner, which the owner must confirm.
+
+task      claim the owner's unit → add_msg_template → awaiting_owner; then at once the 1:1
+          message to the owner, a first status poll, and the reminder are scheduled.
+owner_msg the 1:1 app message asking the owner to confirm (WeCom's duplicate check makes a
+          repeat harmless).
+poll      get_groupmsg_task; once confirmed, get_groupmsg_send_result settles every group
+          with WeCom's own send_time.
+remind    a fresh poll, then remind_groupmsg_send and a 1:1 reminder to the owner.
+reconcile a unit left `submitted` (worker died, or the answer was lost): find the task
+          WeCom may have created with get_groupmsg_list_v2 + get_groupmsg_send_result; create
+          it again only when two looks, some seconds apart, found none.
+"""
+
+from __future__ import annotations
+
+from bot.wecom.errors import (
+    AmbiguousError,
+    RateLimitedError,
+    TransientError,
+    WeComAPIError,
+    WeComError,
+)
+from bot.wecom.models import GroupMsgSendResult
+from broadcasts import content
+from broadcasts.jobs_common import Result, check_settled, log, rate_gate, retry_delay, worker_alive
+from broadcasts.models import Notice, PairState
+from broadcasts.planner import poll_interval
+from broadcasts.queue import Job
+from broadcasts.runtime import Runtime
+from broadcasts.state import Item, Unit, UnitChange
+
+AWAITING = "awaiting_owner"
+RECONCILE_LOOKS = 2
+RECONCILE_GAP = 10.0  # simulated seconds between looks for a task WeCom may still be creating
+RESULT_STATES = {1: PairState.DELIVERED, 2: PairState.FAILED, 3: PairState.FAILED}
+RESULT_DETAIL = {2: "群主已不在群或非好友，未发出", 3: "本月群发次数已用完，未发出"}
+
+
+async def create_task(rt: Runtime, job: Job, worker: str) -> Result:
+    """Job `task`: create the owner's mass-send task for their groups of this notice."""
+    notice = await rt.notice(job.notice)
+    unit = await rt.state.unit(job.notice, job.ref)
+    if notice is None or unit is None:
+        return Result.DONE
+    if unit.state == "submitted":
+        return await _submitted(rt, job, unit, worker)
+    if unit.state != "planned":
+        return Result.DONE
+    chats = await _sendable(rt, notice, unit, job)
+    if chats is None or not await rate_gate(rt, job, rt.costs.api("add_msg_template")):
+        return Result.DONE
+    claim = UnitChange(job.ref, ["planned"], "submitted", set={"w": worker, "st": rt.clock.now(),
+                                                               "chats": list(chats)})
+    claimed = await rt.state.transition(job.notice, [Item(c) for c in chats],
+                                        [PairState.PLANNED], PairState.SUBMITTED,
+                                        now=rt.clock.now(), worker=worker, unit=claim)
+    if not claimed.unit_ok:
+        return Result.DONE
+    try:
+        result = await rt.wecom.add_msg_template(unit.owner, chats,
+                                                 content.resident_text(notice, for_task=True),
+                                                 content.attachments(notice))
+    except (TransientError, RateLimitedError) as error:
+        await _retry_unit(rt, job, unit, worker, error)
+    except AmbiguousError as error:
+        log.warning("? bcast=%s unit=%s answer lost, reconciling: %s", job.notice, job.ref, error)
+        await rt.queue.defer([Job("reconcile", job.notice, job.ref)],
+                             rt.clock.now() + RECONCILE_GAP)
+    except WeComAPIError as error:
+        await _fail_unit(rt, job.notice, job.ref, chats, f"{error.errcode} {error.errmsg}",
+                         fence=worker)
+    else:
+        await task_created(rt, notice, job.ref, chats, result.msgid, set(result.fail_list),
+                           rt.clock.now(), fence=worker)
+    return Result.DONE
+
+
+async def _sendable(rt: Runtime, notice: Notice, unit: Unit, job: Job) -> list[str] | None:
+    """The unit's chats to send now; None when the job was deferred or nothing is left.
+
+    A follow-up waits for the original's task of the same owner, and goes only to the groups
+    the original reached (the rest are skipped)."""
+    chats = list(unit.chats)
+    if not notice.parent:
+        return chats
+    parents = await rt.state.pairs_of(notice.parent, chats)
+    pending = [c for c in chats if parents.get(c) is not None and not parents[c].state.final]
+    if pending and not await _parent_settled(rt, notice.parent):
+        await rt.queue.defer([job], rt.clock.now() + rt.config.poll_interval_seconds)
+        return None
+    reached = [c for c in chats if parents.get(c) and parents[c].state is PairState.DELIVERED]
+    skipped = [c for c in chats if c not in set(reached)]
+    if skipped:
+        await rt.state.transition(notice.id, [Item(c, "原通知未送达该群") for c in skipped],
+                                  [PairState.PLANNED], PairState.SKIPPED, now=rt.clock.now())
+    if not reached:
+        await rt.state.transition(notice.id, [], [], PairState.SKIPPED, now=rt.clock.now(),
+                                  unit=UnitChange(unit.name, ["planned"], "done"))
+        await check_settled(rt, notice.id)
+        return None
+    return reached
+
+
+async def _parent_settled(rt: Runtime, parent_id: int) -> bool:
+    parent = await rt.notices.get(parent_id)
+    return parent is None or parent.settled_at > 0
+
+
+async def task_created(rt: Runtime, notice: Notice, unit: str, chats: list[str], msgid: str,
+                       refused: set[str], created_at: float, *, fence: str) -> None:
+    """Record the task WeCom created and schedule what follows it."""
+    items = [Item(c, "企业微信拒绝：不是该群群主或群已解散", to=PairState.FAILED) if c in refused
+             else Item(c) for c in chats]
+    change = UnitChange(unit, ["submitted"], AWAITING, fence=fence,
+                        set={"msgid": msgid, "ct": created_at})
+    moved = await rt.state.transition(notice.id, items, [PairState.SUBMITTED],
+                                      PairState.AWAITING_OWNER, now=rt.clock.now(), unit=change)
+    if not moved.unit_ok:
+        return
+    await rt.quota.record_sends([c for c in chats if c not in refused])
+    await rt.notices.step_done(notice.id, "task", rt.clock.now())
+    await rt.queue.enqueue([Job("owner_msg", notice.id, unit)])
+    interval = float(notice.extra.get("poll_interval", rt.config.poll_interval_seconds))
+    await rt.queue.defer([Job("poll", notice.id, unit)], created_at + interval)
+    await rt.queue.defer([Job("remind", notice.id, unit)], created_at + rt.config.remind_after_seconds)
+    if refused:
+        await check_settled(rt, notice.id)
+
+
+async def _retry_unit(rt: Runtime, job: Job, unit: Unit, worker: str,
+                      error: TransientError | RateLimitedError) -> None:
+    counted = not isinstance(error, RateLimitedError)
+    delay = error.retry_after if isinstance(error, RateLimitedError) else \
+        retry_delay(rt, unit.attempts + 1)
+    if delay is None:
+        await _fail_unit(rt, job.notice, job.ref, list(unit.chats), f"多次重试仍失败：{error}",
+                         fence=worker)
+        return
+    back = UnitChange(job.ref, ["submitted"], "planned", fence=worker, attempt=counted)
+    moved = await rt.state.transition(job.notice, [Item(c, str(error)) for c in unit.chats],
+                                      [PairState.SUBMITTED], PairState.PLANNED,
+                                      now=rt.clock.now(), unit=back)
+    if moved.unit_ok:
+        log.info("↻ bcast=%s unit=%s retry in %.0fs: %s", job.notice, job.ref, delay, error)
+        await rt.queue.defer([job], rt.clock.now() + delay)
+
+
+async def _fail_unit(rt: Runtime, notice_id: int, unit: str, chats: list[str], detail: str,
+                     *, fence: str) -> None:
+    change = UnitChange(unit, ["submitted"], "failed", fence=fence)
+    await rt.state.transition(notice_id, [Item(c, detail) for c in chats],
+                              [PairState.SUBMITTED], PairState.FAILED, now=rt.clock.now(),
+                              unit=change)
+    await check_settled(rt, notice_id)
+
+
+async def _submitted(rt: Runtime, job: Job, unit: Unit, worker: str) -> Result:
+    """The unit is being created by `unit.worker`: leave it, or reconcile if it died."""
+    if unit.worker == worker:
+        return Result.DONE
+    if await worker_alive(rt, unit.worker):
+        return Result.LEAVE
+    return await reconcile(rt, Job("reconcile", job.notice, job.ref), worker)
+
+
+async def reconcile(rt: Runtime, job: Job, worker: str) -> Result:
+    """Job `reconcile`: did WeCom create the task of a unit left `submitted`?"""
+    notice = await rt.notice(job.notice)
+    unit = await rt.state.unit(job.notice, job.ref)
+    if notice is None or unit is None or unit.state != "submitted":
+        return Result.DONE
+    try:
+        found = await find_task(rt, notice, unit)
+    except WeComError as error:
+        log.info("↻ bcast=%s unit=%s reconcile failed, again later: %s", job.notice, job.ref, error)
+        await rt.queue.defer([job], rt.clock.now() + RECONCILE_GAP)
+        return Result.DONE
+    if found is not None:
+        msgid, created_at, accepted = found
+        refused = {c for c in unit.chats if c not in accepted}
+        await task_created(rt, notice, job.ref, list(unit.chats), msgid, refused, created_at,
+                           fence=unit.worker)
+        return Result.DONE
+    looks = await rt.notices.count(job.notice, f"looks:{job.ref}")
+    if looks < RECONCILE_LOOKS:
+        await rt.queue.defer([job], rt.clock.now() + RECONCILE_GAP)
+        return Result.DONE
+    back = UnitChange(job.ref, ["submitted"], "planned", fence=unit.worker)
+    moved = await rt.state.transition(job.notice, [Item(c) for c in unit.chats],
+                                      [PairState.SUBMITTED], PairState.PLANNED,
+                                      now=rt.clock.now(), unit=back)
+    if moved.unit_ok:
+        log.info("↻ bcast=%s unit=%s never created: creating it", job.notice, job.ref)
+        await rt.queue.enqueue([Job("task", job.notice, job.ref)])
+    return Result.DONE
+
+
+async def find_task(rt: Runtime, notice: Notice, unit: Unit
+                    ) -> tuple[str, float, set[str]] | None:
+    """(msgid, create_time, accepted chats) of this unit's task if WeCom has it."""
+    since = int((unit.submitted_at or notice.started_at) - 120)
+    cursor, until = "", int(rt.clock.now() + 60)
+    while True:
+        await rt.limiter.acquire(rt.costs.api("get_groupmsg_list_v2"))
+        page = await rt.wecom.get_groupmsg_list_v2(since, until, creator=unit.owner,
+                                                   filter_type=0, cursor=cursor)
+        for summary in page.items:
+            if summary.creator == unit.owner and content.has_marker(summary.text, notice.id):
+                results = await send_results(rt, summary.msgid, unit.owner)
+                accepted = {r.chat_id for r in results}
+                if accepted and accepted <= set(unit.chats):
+                    return summary.msgid, float(summary.create_time), accepted
+        if not page.next_cursor:
+            return None
+        cursor = page.next_cursor
+
+
+async def send_results(rt: Runtime, msgid: str, owner: str) -> list[GroupMsgSendResult]:
+    """Every page of get_groupmsg_send_result for one owner's part of a task."""
+    out: list[GroupMsgSendResult] = []
+    cursor = ""
+    while True:
+        await rt.limiter.acquire(rt.costs.api("get_groupmsg_send_result"))
+        page = await rt.wecom.get_groupmsg_send_result(msgid, owner, cursor=cursor)
+        out += page.items
+        if not page.next_cursor:
+            return out
+        cursor = page.next_cursor
+
+
+async def owner_message(rt: Runtime, job: Job, worker: str) -> Result:
+    """Job `owner_msg`: ask the owner, 1:1, to confirm the task now."""
+    notice = await rt.notice(job.notice)
+    unit = await rt.state.unit(job.notice, job.ref)
+    if notice is None or unit is None or unit.state != AWAITING or unit.owner_told:
+        return Result.DONE
+    if not await rate_gate(rt, job, rt.costs.app_message(unit.owner)):
+        return Result.DONE
+    groups = await rt.plans.groups_named(job.notice, unit.chats)
+    issuer = await _person_label(rt, notice.issuer, "民警")
+    try:
+        await rt.wecom.send_text(unit.owner, content.owner_text(notice, issuer, groups))
+    except (TransientError, RateLimitedError) as error:
+        delay = error.retry_after if isinstance(error, RateLimitedError) else \
+            retry_delay(rt, 1 + await rt.notices.count(job.notice, f"om:{job.ref}"))
+        if delay is not None:
+            await rt.queue.defer([job], rt.clock.now() + delay)
+        return Result.DONE
+    except WeComError as error:
+        log.warning("! bcast=%s unit=%s owner message failed: %s", job.notice, job.ref, error)
+    await rt.state.transition(job.notice, [], [], PairState.AWAITING_OWNER, now=rt.clock.now(),
+                              unit=UnitChange(job.ref, [AWAITING], AWAITING, set={"om": 1}))
+    await rt.notices.step_done(job.notice, "owner_msg", rt.clock.now())
+    return Result.DONE
+
+
+async def _person_label(rt: Runtime, userid: str, role: str) -> str:
+    person = await rt.registry.person(userid)
+    return f"{role}{person.name}" if person and person.name else role
+
+
+async def poll(rt: Runtime, job: Job, worker: str) -> Result:
+    """Job `poll`: has the owner confirmed? Settle the groups, or poll again later."""
+    notice = await rt.notice(job.notice)
+    unit = await rt.state.unit(job.notice, job.ref)
+    if notice is None or unit is None or unit.state != AWAITING:
+        return Result.DONE
+    if rt.clock.now() > float(notice.extra.get("horizon_at", "inf")):
+        return Result.DONE
+    if not await rate_gate(rt, job, rt.costs.api("get_groupmsg_task")):
+        return Result.DONE
+    try:
+        settled = await refresh_unit(rt, notice, unit)
+    except (TransientError, RateLimitedError, AmbiguousError) as error:
+        log.info("↻ bcast=%s unit=%s poll failed: %s", job.notice, job.ref, error)
+        settled = False
+    except WeComAPIError as error:
+        await _fail_awaiting(rt, notice.id, unit, f"查询群发结果失败：{error.errcode}")
+        return Result.DONE
+    if not settled:
+        await rt.queue.defer([job], rt.clock.now() + _interval(rt, notice))
+    return Result.DONE
+
+
+def _interval(rt: Runtime, notice: Notice) -> float:
+    return float(notice.extra.get("poll_interval") or poll_interval(0, rt.config))
+
+
+async def refresh_unit(rt: Runtime, notice: Notice, unit: Unit) -> bool:
+    """Read the task's status (the caller took the rate); settle it if confirmed. True when
+    nothing of the unit is pending any more."""
+    page = await rt.wecom.get_groupmsg_task(unit.msgid)
+    task = next((t for t in page.items if t.userid == unit.owner), None)
+    if task is None or task.status != 2:
+        return False
+    results = await send_results(rt, unit.msgid, unit.owner)
+    return await settle_results(rt, notice, unit, results, float(task.send_time))
+
+
+async def settle_results(rt: Runtime, notice: Notice, unit: Unit,
+                         results: list[GroupMsgSendResult], send_time: float) -> bool:
+    """Move each group to what WeCom reports; True when the whole unit is final."""
+    by_chat = {r.chat_id: r for r in results}
+    items, pending = [], []
+    for chat in unit.chats:
+        r = by_chat.get(chat)
+        if r is None or r.status not in RESULT_STATES:
+            pending.append(chat)
+            continue
+        at = float(r.send_time or send_time) if r.status == 1 else None
+        items.append(Item(chat, RESULT_DETAIL.get(r.status), at, RESULT_STATES[r.status]))
+    change = None if pending else UnitChange(unit.name, [AWAITING], "done",
+                                             set={"cf": send_time})
+    await rt.state.transition(notice.id, items, [PairState.AWAITING_OWNER, PairState.LATE],
+                              PairState.DELIVERED, now=rt.clock.now(), unit=change)
+    await rt.quota.mark_full([r.chat_id for r in results if r.status == 3])
+    if change is not None:
+        await rt.redis.lpush(rt.keys.confirm_delays(), f"{send_time - unit.created_at:.1f}")
+        await rt.redis.ltrim(rt.keys.confirm_delays(), 0, 4999)
+        await check_settled(rt, notice.id)
+    return change is not None
+
+
+async def _fail_awaiting(rt: Runtime, notice_id: int, unit: Unit, detail: str) -> None:
+    change = UnitChange(unit.name, [AWAITING], "failed")
+    await rt.state.transition(notice_id, [Item(c, detail) for c in unit.chats],
+                              [PairState.AWAITING_OWNER, PairState.LATE], PairState.FAILED,
+                              now=rt.clock.now(), unit=change)
+    await check_settled(rt, notice_id)
+
+
+async def remind(rt: Runtime, job: Job, worker: str) -> Result:
+    """Job `remind`: if the owner still has not confirmed, remind them (WeCom + 1:1)."""
+    notice = await rt.notice(job.notice)
+    unit = await rt.state.unit(job.notice, job.ref)
+    if notice is None or unit is None or unit.state != AWAITING:
+        return Result.DONE
+    try:
+        await rt.limiter.acquire(rt.costs.api("get_groupmsg_task"))
+        if await refresh_unit(rt, notice, unit):
+            return Result.DONE
+        if unit.reminded < rt.config.ceilings.reminders_per_day:
+            await rt.limiter.acquire(rt.costs.api("remind_groupmsg_send"))
+            await rt.wecom.remind_groupmsg_send(unit.msgid)
+    except (TransientError, RateLimitedError) as error:
+        log.info("↻ bcast=%s unit=%s reminder failed: %s", job.notice, job.ref, error)
+    except WeComError as error:
+        log.warning("! bcast=%s unit=%s reminder refused: %s", job.notice, job.ref, error)
+    await rt.state.transition(job.notice, [], [], PairState.AWAITING_OWNER, now=rt.clock.now(),
+                              unit=UnitChange(job.ref, [AWAITING], AWAITING,
+                                              set={"rem": unit.reminded + 1}))
+    await rt.limiter.acquire(rt.costs.app_message(unit.owner))
+    waited = rt.clock.now() - unit.created_at
+    try:
+        await rt.wecom.send_text(unit.owner, content.reminder_text(notice, waited, len(unit.chats)))
+    except WeComError as error:
+        log.warning("! bcast=%s unit=%s reminder message failed: %s", job.notice, job.ref, error)
+    return Result.DONE

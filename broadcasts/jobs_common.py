@@ -1,0 +1,55 @@
+"""Pieces every job handler shares: the result of a job, rate gating, retries, fences."""
+
+from __future__ import annotations
+
+import logging
+from enum import Enum
+
+from broadcasts.limiter import Rate
+from broadcasts.models import PENDING_STATES, PairState
+from broadcasts.queue import Job
+from broadcasts.runtime import Runtime
+
+log = logging.getLogger("broadcasts")
+
+# waits up to this long (simulated seconds) are slept in place; longer ones defer the job, so
+# a worker's slots are not held by jobs waiting for the next window
+SHORT_WAIT = 2.0
+
+
+class Result(Enum):
+    DONE = "done"  # acknowledge the entry
+    LEAVE = "leave"  # a live worker still holds the record: leave the entry pending
+
+
+async def rate_gate(rt: Runtime, job: Job, rates: list[Rate]) -> bool:
+    """Take `rates` now (True), or defer `job` until they can be taken (False)."""
+    while True:
+        wait = await rt.limiter.try_acquire(rates)
+        if wait <= 0:
+            return True
+        if wait > SHORT_WAIT:
+            await rt.queue.defer([job], rt.clock.now() + wait)
+            return False
+        await rt.clock.sleep(wait)
+
+
+def retry_delay(rt: Runtime, failures: int) -> float | None:
+    """Delay before retry number `failures` (5 s, 30 s, 2 min …), None when spent."""
+    delays = rt.config.retry_delays
+    return delays[failures - 1] if 0 < failures <= len(delays) else None
+
+
+async def worker_alive(rt: Runtime, worker: str) -> bool:
+    return bool(worker) and bool(await rt.redis.exists(rt.keys.worker_alive(worker)))
+
+
+async def check_settled(rt: Runtime, notice_id: int) -> None:
+    """Enqueue the final report once no pair of the notice is pending any more."""
+    counts = await rt.state.counts(notice_id)
+    if not any(counts.get(s, 0) for s in PENDING_STATES):
+        await rt.queue.enqueue([Job("final", notice_id)])
+
+
+def pending_left(counts: dict[PairState, int]) -> int:
+    return sum(counts.get(s, 0) for s in PENDING_STATES)

@@ -1,0 +1,128 @@
+"""Appchat and webhook groups: claim → send → settle, one group per job.
+
+These channels offer no read-back: a pair found `submitted` by a worker that has since died
+(or a request whose answer was lost) is marked `uncertain` and reported, never resent.
+"""
+
+from __future__ import annotations
+
+from bot.registry.models import DeliveryKind
+from bot.wecom.errors import AmbiguousError, RateLimitedError, TransientError, WeComAPIError
+from broadcasts.content import resident_text
+from broadcasts.jobs_common import Result, check_settled, log, rate_gate, retry_delay, worker_alive
+from broadcasts.models import Notice, PairRecord, PairState, PlannedGroup
+from broadcasts.queue import Job
+from broadcasts.runtime import Runtime
+from broadcasts.state import Item
+
+DIED_IN_FLIGHT = "发送时工作进程中断，无法确认是否送达（系统不会重发，请人工核实）"
+
+
+async def send_group(rt: Runtime, job: Job, worker: str) -> Result:
+    """Job `send`: one appchat or webhook group of a notice."""
+    notice = await rt.notice(job.notice)
+    record = await rt.state.pair(job.notice, job.ref)
+    if notice is None or record is None:
+        return Result.DONE
+    if record.state is PairState.SUBMITTED:
+        return await take_over(rt, job, record, worker)
+    if record.state is not PairState.PLANNED:
+        return Result.DONE
+    group = await rt.plans.group(job.notice, job.ref)
+    if group is None or not await parent_allows(rt, notice, job):
+        return Result.DONE
+    rates = (rt.costs.webhook(group.webhook_key) if group.kind == DeliveryKind.WEBHOOK
+             else rt.costs.appchat(group.members))
+    if not await rate_gate(rt, job, rates):
+        return Result.DONE
+    claimed = await rt.state.transition(job.notice, [Item(job.ref)], [PairState.PLANNED],
+                                        PairState.SUBMITTED, now=rt.clock.now(), worker=worker)
+    if not claimed.moved:
+        return Result.DONE
+    await _send_and_settle(rt, notice, group, record, job, worker)
+    return Result.DONE
+
+
+async def _send_and_settle(rt: Runtime, notice: Notice, group: PlannedGroup,
+                           record: PairRecord, job: Job, worker: str) -> None:
+    text, markdown = resident_text(notice), notice.content.markdown
+    try:
+        if group.kind == DeliveryKind.WEBHOOK:
+            await rt.wecom.webhook_send(group.webhook_key, text, markdown=markdown)
+        else:
+            await rt.wecom.appchat_send(group.chat_id, text, markdown=markdown)
+    except (TransientError, RateLimitedError) as error:
+        await _retry_later(rt, job, record, worker, error)
+        return
+    except AmbiguousError as error:
+        await _settle(rt, job, worker, PairState.UNCERTAIN, f"应答丢失，无法确认是否送达：{error}")
+    except WeComAPIError as error:
+        await _settle(rt, job, worker, PairState.FAILED, f"{error.errcode} {error.errmsg}")
+    else:
+        now = rt.clock.now()
+        await _settle(rt, job, worker, PairState.DELIVERED, None, delivered_at=now)
+        await rt.notices.step_done(job.notice, group.kind, now)
+    await check_settled(rt, job.notice)
+
+
+async def _retry_later(rt: Runtime, job: Job, record: PairRecord, worker: str,
+                       error: TransientError | RateLimitedError) -> None:
+    if isinstance(error, RateLimitedError):
+        delay: float | None = error.retry_after
+        counted = False
+    else:
+        delay, counted = retry_delay(rt, record.attempts + 1), True
+    if delay is None:
+        await _settle(rt, job, worker, PairState.FAILED, f"多次重试仍失败：{error}")
+        await check_settled(rt, job.notice)
+        return
+    moved = await rt.state.transition(job.notice, [Item(job.ref, detail=str(error))],
+                                      [PairState.SUBMITTED], PairState.PLANNED,
+                                      now=rt.clock.now(), fence=worker, attempt=counted)
+    if moved.moved:
+        log.info("↻ bcast=%s chat=%s retry in %.0fs: %s", job.notice, job.ref, delay, error)
+        await rt.queue.defer([job], rt.clock.now() + delay)
+
+
+async def _settle(rt: Runtime, job: Job, worker: str, to: PairState, detail: str | None,
+                  *, delivered_at: float | None = None) -> None:
+    await rt.state.transition(job.notice, [Item(job.ref, detail, delivered_at)],
+                              [PairState.SUBMITTED], to, now=rt.clock.now(), fence=worker)
+
+
+async def take_over(rt: Runtime, job: Job, record: PairRecord, worker: str) -> Result:
+    """A pair left `submitted`: its worker is alive (leave it) or died mid-send (uncertain)."""
+    if record.worker == worker:
+        return Result.DONE  # another entry of this worker is sending it right now
+    if await worker_alive(rt, record.worker):
+        return Result.LEAVE
+    moved = await rt.state.transition(job.notice, [Item(job.ref, DIED_IN_FLIGHT)],
+                                      [PairState.SUBMITTED], PairState.UNCERTAIN,
+                                      now=rt.clock.now(), fence=record.worker)
+    if moved.moved:
+        log.warning("! bcast=%s chat=%s uncertain: worker %s died in flight",
+                    job.notice, job.ref, record.worker)
+        await check_settled(rt, job.notice)
+    return Result.DONE
+
+
+async def parent_allows(rt: Runtime, notice: Notice, job: Job) -> bool:
+    """Follow-ups go exactly where the original went: wait while the original's pair is
+    pending, skip the group if the original never reached it."""
+    if not notice.parent:
+        return True
+    parent = await rt.state.pair(notice.parent, job.ref)
+    if parent is not None and parent.state is PairState.DELIVERED:
+        return True
+    if parent is not None and not parent.state.final and not await _parent_over(rt, notice):
+        await rt.queue.defer([job], rt.clock.now() + rt.config.poll_interval_seconds)
+        return False
+    await rt.state.transition(job.notice, [Item(job.ref, "原通知未送达该群")], [PairState.PLANNED],
+                              PairState.SKIPPED, now=rt.clock.now())
+    await check_settled(rt, job.notice)
+    return False
+
+
+async def _parent_over(rt: Runtime, notice: Notice) -> bool:
+    parent = await rt.notices.get(notice.parent)
+    return parent is None or parent.settled_at > 0

@@ -1,0 +1,162 @@
+"""一标三实 records: standard addresses, people, housing and units, with review state and history.
+
+Personal numbers and names never sit in `fields`: they are in `sealed` (ciphertext bound to the
+record id and field, see collect/crypto.py) with a masked copy in `masked` for display.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+
+
+class RecordKind(StrEnum):
+    ADDRESS = "address"  # 标准地址 (一标)
+    PERSON = "person"  # 实有人口
+    HOUSE = "house"  # 实有房屋
+    UNIT = "unit"  # 实有单位
+
+    @property
+    def label(self) -> str:
+        return {"address": "地址", "person": "人口", "house": "房屋", "unit": "单位"}[self.value]
+
+    @property
+    def prefix(self) -> str:
+        """First letter of this kind's record ids (P12 is a person); users type these."""
+        return {"address": "A", "person": "P", "house": "H", "unit": "U"}[self.value]
+
+    @classmethod
+    def from_label(cls, text: str) -> RecordKind | None:
+        wanted = text.strip()
+        aliases = {"人口": cls.PERSON, "实有人口": cls.PERSON, "人员": cls.PERSON,
+                   "房屋": cls.HOUSE, "实有房屋": cls.HOUSE, "单位": cls.UNIT,
+                   "实有单位": cls.UNIT, "地址": cls.ADDRESS, "标准地址": cls.ADDRESS}
+        if wanted in aliases:
+            return aliases[wanted]
+        try:
+            return cls(wanted.lower())
+        except ValueError:
+            return None
+
+    @classmethod
+    def of_id(cls, record_id: str) -> RecordKind | None:
+        head = record_id[:1].upper()
+        return next((k for k in cls if k.prefix == head), None)
+
+
+class ReviewState(StrEnum):
+    PENDING = "pending"  # 待核查
+    VERIFIED = "verified"  # 已核查
+    RETURNED = "returned"  # 退回
+
+    @property
+    def label(self) -> str:
+        return {"pending": "待核查", "verified": "已核查", "returned": "退回"}[self.value]
+
+    @classmethod
+    def parse(cls, text: str) -> ReviewState | None:
+        for state in cls:
+            if text.strip() in (state.value, state.label):
+                return state
+        return None
+
+
+class ChangeKind(StrEnum):
+    """Why a record changed: the 'why' of every history entry (shown to users as is)."""
+
+    COLLECT = "采集"
+    MOVE_IN = "入住"
+    MOVE_OUT = "搬离"
+    RENT_OUT = "出租"
+    CANCEL = "注销"
+    CORRECT = "更正"
+    DECLARE = "自主申报"
+    UPDATE = "更新"
+    VERIFY = "核查通过"
+    RETURN = "退回"
+    REKEY = "密钥轮换"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One field's change, with display values only (masked where personal)."""
+
+    field: str
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    at: float
+    actor: str
+    kind: ChangeKind
+    reason: str = ""
+    source: str = ""  # chat:<msgid> | form:<campaign> | cli
+    changes: tuple[Change, ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "at": self.at, "actor": self.actor, "kind": self.kind.value, "reason": self.reason,
+            "source": self.source, "changes": [[c.field, c.old, c.new] for c in self.changes],
+        }, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, data: str) -> HistoryEntry:
+        raw = json.loads(data)
+        changes = tuple(Change(*c) for c in raw.get("changes", ()))
+        return cls(raw["at"], raw["actor"], ChangeKind(raw["kind"]), raw.get("reason", ""),
+                   raw.get("source", ""), changes)
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    id: str
+    kind: RecordKind
+    node: str  # deepest registry node the record hangs on (grid or building)
+    state: ReviewState = ReviewState.PENDING
+    fields: dict[str, str] = field(default_factory=dict)  # plain, non-personal values
+    sealed: dict[str, str] = field(default_factory=dict)  # field -> ciphertext
+    masked: dict[str, str] = field(default_factory=dict)  # field -> masked display value
+    created_at: float = 0.0
+    created_by: str = ""
+    updated_at: float = 0.0
+    updated_by: str = ""
+    source: str = ""  # chat | form | cli: where the latest submission came from
+    note: str = ""  # reason of the last 退回
+    version: int = 0
+
+    def display(self, name: str) -> str:
+        """The value of `name` fit for any chat reply (masked if personal)."""
+        return self.masked.get(name) or self.fields.get(name, "")
+
+    def with_state(self, state: ReviewState, note: str = "") -> Record:
+        return replace(self, state=state, note=note)
+
+    def to_redis(self) -> dict[str, str]:
+        return {
+            "id": self.id, "kind": self.kind.value, "node": self.node, "state": self.state.value,
+            "fields": _dump(self.fields), "sealed": _dump(self.sealed),
+            "masked": _dump(self.masked), "created_at": f"{self.created_at:.3f}",
+            "created_by": self.created_by, "updated_at": f"{self.updated_at:.3f}",
+            "updated_by": self.updated_by, "source": self.source, "note": self.note,
+            "version": str(self.version),
+        }
+
+    @classmethod
+    def from_redis(cls, raw: dict[str, str]) -> Record:
+        return cls(
+            id=raw["id"], kind=RecordKind(raw["kind"]), node=raw["node"],
+            state=ReviewState(raw["state"]), fields=json.loads(raw.get("fields") or "{}"),
+            sealed=json.loads(raw.get("sealed") or "{}"),
+            masked=json.loads(raw.get("masked") or "{}"),
+            created_at=float(raw.get("created_at") or 0), created_by=raw.get("created_by", ""),
+            updated_at=float(raw.get("updated_at") or 0), updated_by=raw.get("updated_by", ""),
+            source=raw.get("source", ""), note=raw.get("note", ""),
+            version=int(raw.get("version") or 0),
+        )
+
+
+def _dump(mapping: dict[str, str]) -> str:
+    return json.dumps(mapping, ensure_ascii=False, sort_keys=True)

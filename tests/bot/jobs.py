@@ -1,0 +1,21 @@
+"""Job functions the scheduler tests schedule by reference ("tests.bot.jobs:…")."""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as aioredis
+
+from bot.scheduler import job_context
+
+FIRED = "test:fired"
+
+
+async def record_fire(*, url: str, tag: str) -> None:
+    """Append `tag`, the firing scheduler and the real time to the FIRED list."""
+    scheduler = job_context().scheduler
+    client = aioredis.Redis.from_url(url, decode_responses=True)
+    try:
+        await client.rpush(FIRED, f"{tag}|{id(scheduler)}|{time.time():.3f}")  # type: ignore[misc]
+    finally:
+        await client.aclose()

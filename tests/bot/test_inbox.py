@@ -1,0 +1,139 @@
+"""The durable inbox: dedupe, error isolation, take-over of dead consumers, per-sender order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient
+
+from bot import appkeys
+from bot.app import create_app
+from bot.context import Context
+from bot.events import TextMessage
+from bot.inbox import GROUP, Inbox, handled_records
+from bot.keys import Keys
+from bot.router import Router
+from bot.settings import Settings
+from tests.bot.support import SEEN, wait_until
+
+ClientFactory = Callable[..., Any]
+CONTENT_LOG = "test:contents"
+
+
+def message(n: int, sender: str = "wangwu", content: str = "") -> TextMessage:
+    return TextMessage(sender=sender, create_time=1_700_000_000 + n, content=content or str(n),
+                       msg_id=f"7{n:09d}")
+
+
+def content_router(delay: Callable[[str], float] = lambda _: 0.0) -> Router:
+    """Records contents in order; "boom" raises; `delay(content)` real seconds per message."""
+    router = Router("test-contents")
+
+    @router.message()
+    async def record(event: TextMessage, ctx: Context) -> None:
+        await asyncio.sleep(delay(event.content))
+        if event.content == "boom":
+            raise RuntimeError(f"handler failed for 身份证 110101199003077777 {event.sender}")
+        await ctx.redis.rpush(CONTENT_LOG, event.content)  # type: ignore[misc]
+
+    return router
+
+
+async def contents(redis: aioredis.Redis) -> list[str]:
+    return list(await redis.lrange(CONTENT_LOG, 0, -1))  # type: ignore[misc]
+
+
+async def start(aiohttp_client: ClientFactory, settings: Settings, router: Router) -> TestClient:
+    client: TestClient = await aiohttp_client(create_app(settings, [router], run_scheduler=False))
+    return client
+
+
+async def test_put_is_idempotent_per_dedupe_key(
+    redis: aioredis.Redis, keys: Keys, clock: Any, make_settings: Callable[..., Settings]
+) -> None:
+    inbox = Inbox(redis, keys, clock, make_settings().callback)
+    first = await inbox.put(message(1))
+    assert first is not None
+    assert await inbox.put(message(1)) is None
+    assert await inbox.put(message(2)) is not None
+    assert await redis.xlen(keys.inbox()) == 2
+    assert 0 < await redis.pttl(keys.dedupe(message(1).dedupe_key)) <= 7 * 86400 * 1000
+
+
+async def test_a_failing_handler_is_isolated_and_recorded(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], redis: aioredis.Redis,
+    keys: Keys, caplog: Any,
+) -> None:
+    client = await start(aiohttp_client, make_settings(), content_router())
+    inbox = client.app[appkeys.inbox]
+    for n, text in enumerate(["boom", "after", "boom", "again"]):
+        await inbox.put(message(n, content=text))
+
+    async def all_handled() -> bool:
+        return len(await handled_records(redis, keys)) == 4
+
+    await wait_until(all_handled, what="four handled records")
+    assert await contents(redis) == ["after", "again"]
+    outcomes = [r.outcome for r in await handled_records(redis, keys)]
+    assert outcomes == ["error", "ok", "error", "ok"]
+    assert "110101199003077777" not in caplog.text and "1101**********7777" in caplog.text
+    assert (await redis.xpending(keys.inbox(), GROUP))["pending"] == 0
+
+
+async def test_entries_of_a_dead_consumer_are_taken_over(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], redis: aioredis.Redis,
+    keys: Keys, clock: Any,
+) -> None:
+    settings = make_settings({"GRIDBOT_CALLBACK__CLAIM_IDLE_SECONDS": "0.3"})
+    inbox = Inbox(redis, keys, clock, settings.callback)
+    await redis.xgroup_create(keys.inbox(), GROUP, id="0", mkstream=True)
+    await inbox.put(message(1, content="orphan"))
+    # a consumer that read the entry and died before acknowledging it
+    await redis.xreadgroup(GROUP, "dead-consumer", {keys.inbox(): ">"}, count=10)
+    await start(aiohttp_client, settings, content_router())
+
+    async def taken_over() -> bool:
+        return await contents(redis) == ["orphan"]
+
+    await wait_until(taken_over, what="the orphaned entry to be handled")
+    [record] = await handled_records(redis, keys)
+    assert record.consumer != "dead-consumer" and record.outcome == "ok"
+
+
+async def test_a_slow_handler_is_not_taken_over_by_another_process(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], redis: aioredis.Redis,
+    keys: Keys,
+) -> None:
+    settings = make_settings({"GRIDBOT_CALLBACK__CLAIM_IDLE_SECONDS": "0.3"})
+    slow = content_router(lambda text: 1.5 if text == "slow" else 0.0)
+    first = await start(aiohttp_client, settings, slow)
+    await start(aiohttp_client, settings, slow)  # a second process on the same Redis
+    await first.app[appkeys.inbox].put(message(1, content="slow"))
+
+    async def done() -> bool:
+        return len(await handled_records(redis, keys)) == 1
+
+    await wait_until(done, what="the slow handler")
+    await asyncio.sleep(1.0)  # time for a wrongful take-over to show up
+    assert await contents(redis) == ["slow"]
+
+
+async def test_messages_of_one_sender_are_handled_in_order(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], redis: aioredis.Redis,
+    keys: Keys,
+) -> None:
+    # later messages are faster: without per-sender ordering they would overtake
+    client = await start(aiohttp_client, make_settings(),
+                         content_router(lambda text: 0.05 * (10 - int(text)) / 10))
+    for n in range(10):
+        await client.app[appkeys.inbox].put(message(n))
+
+    async def all_done() -> bool:
+        return len(await contents(redis)) == 10
+
+    await wait_until(all_done, what="ten messages")
+    assert await contents(redis) == [str(n) for n in range(10)]
+    assert await redis.llen(SEEN) == 0  # type: ignore[misc]

@@ -1,0 +1,80 @@
+"""The Redis sliding-window limiter: exact windows, several ceilings at once, shared by all."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+import redis.asyncio as aioredis
+
+from bot.clock import Clock
+from bot.keys import Keys
+from broadcasts.keys import BroadcastKeys
+from broadcasts.limiter import CeilingTooSmallError, Rate, RateLimiter
+
+
+def limiter(redis: aioredis.Redis, guard: float = 0.0) -> RateLimiter:
+    return RateLimiter(redis, BroadcastKeys(Keys("t")), Clock(), guard=guard)
+
+
+async def test_grants_up_to_the_limit_then_names_the_wait(redis: aioredis.Redis) -> None:
+    lim = limiter(redis)
+    rate = [Rate("r", 3, 60.0)]
+    for t in (1000.0, 1010.0, 1020.0):
+        assert await lim.try_acquire(rate, now=t) == 0.0
+    assert await lim.try_acquire(rate, now=1030.0) == pytest.approx(30.0)  # 1000 + 60 - 1030
+    assert await lim.try_acquire(rate, now=1059.999) == pytest.approx(0.001, abs=1e-3)
+    assert await lim.try_acquire(rate, now=1060.0) == 0.0  # the first entry left the window
+    assert await lim.usage(rate, now=1060.0) == [3]
+
+
+async def test_costs_are_summed_and_the_wait_frees_enough(redis: aioredis.Redis) -> None:
+    lim = limiter(redis)
+    pt = lambda cost: [Rate("pt", 100, 60.0, cost)]  # noqa: E731
+    assert await lim.try_acquire(pt(40), now=0.0) == 0.0
+    assert await lim.try_acquire(pt(40), now=10.0) == 0.0
+    assert await lim.try_acquire(pt(50), now=20.0) == pytest.approx(40.0)  # t=0 entry frees 40
+    assert await lim.try_acquire(pt(90), now=20.0) == pytest.approx(50.0)  # needs both entries
+    assert await lim.try_acquire(pt(20), now=20.0) == 0.0
+    with pytest.raises(CeilingTooSmallError):
+        await lim.try_acquire(pt(101), now=30.0)
+
+
+async def test_all_or_nothing_across_buckets(redis: aioredis.Redis) -> None:
+    lim = limiter(redis)
+    small, big = Rate("small", 1, 60.0), Rate("big", 10, 60.0)
+    assert await lim.try_acquire([small, big], now=0.0) == 0.0
+    assert await lim.try_acquire([big, small], now=1.0) == pytest.approx(59.0)
+    assert await lim.usage([big], now=1.0) == [1]  # the refused request took nothing
+
+
+async def test_guard_widens_every_window(redis: aioredis.Redis) -> None:
+    lim = limiter(redis, guard=2.0)
+    rate = [Rate("g", 1, 60.0)]
+    assert await lim.try_acquire(rate, now=0.0) == 0.0
+    assert await lim.try_acquire(rate, now=60.0) == pytest.approx(2.0)
+
+
+async def test_many_concurrent_clients_never_exceed_any_window(redis: aioredis.Redis) -> None:
+    """Two 'processes' (limiters) race; replaying the grants shows no window over the limit."""
+    a, b = limiter(redis), limiter(redis)
+    rng = random.Random(7)
+    grants: list[tuple[float, int]] = []
+    # each call names its time; hand out increasing times to the racing clients
+    clock = iter(sorted(rng.uniform(0, 300) for _ in range(400)))
+
+    async def ordered(lim: RateLimiter) -> None:
+        for _ in range(200):
+            t = next(clock)
+            cost = rng.randint(1, 30)
+            if await lim.try_acquire([Rate("m", 200, 60.0, cost), Rate("c", 20, 60.0)],
+                                     now=t) == 0.0:
+                grants.append((t, cost))
+
+    await asyncio.gather(ordered(a), ordered(b))
+    assert len(grants) > 40
+    for start, _ in grants:
+        inside = [(t, c) for t, c in grants if start <= t < start + 60.0]
+        assert sum(c for _, c in inside) <= 200
+        assert len(inside) <= 20
