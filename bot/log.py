@@ -29,3 +29,4 @@ def setup_logging(level: str = "INFO", stream: object = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)  # English per-run chatter

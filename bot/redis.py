@@ -121,12 +121,21 @@ def redis_url_for(url: str, data_dir: Path) -> Iterator[str]:
         server.stop()
 
 
+POOL_SIZE = 128  # connections per process; callers beyond it wait (see connect)
+POOL_WAIT_SECONDS = 10.0
+
+
 def connect(url: str) -> aioredis.Redis:
-    """An asyncio client with str responses and bounded socket timeouts."""
-    return aioredis.Redis.from_url(
+    """An asyncio client with str responses and bounded socket timeouts.
+
+    The pool blocks when all connections are busy: redis-py's default pool raises
+    MaxConnectionsError at 100 concurrent commands, which a callback burst reaches.
+    """
+    pool = aioredis.BlockingConnectionPool.from_url(
         url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5,
-        health_check_interval=30,
+        health_check_interval=30, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS,
     )
+    return aioredis.Redis.from_pool(pool)
 
 
 def as_str(value: bytes | str | None) -> str | None:

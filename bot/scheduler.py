@@ -120,6 +120,14 @@ class ClaimingRedisJobStore(RedisJobStore):  # type: ignore[misc]  # apscheduler
             job._modify(next_run_time=following)
             self.update_job(job)
 
+    def delete(self, job_id: str) -> bool:
+        """Remove a job; False when no process had it (anymore)."""
+        with self.redis.pipeline() as pipe:
+            pipe.hdel(self.jobs_key, job_id)
+            pipe.zrem(self.run_times_key, job_id)
+            removed, _ = pipe.execute()
+        return bool(removed)
+
     def remove_job(self, job_id: str) -> None:
         """Remove, tolerating a job another process already removed."""
         with contextlib.suppress(JobLookupError):
@@ -201,12 +209,8 @@ class Scheduler:
         self._add(job_id, trigger, func, kwargs)
 
     def remove_job(self, job_id: str) -> bool:
-        """Remove a job; False when there was none."""
-        try:
-            self._impl.remove_job(job_id)
-        except JobLookupError:
-            return False
-        return True
+        """Remove a job (whoever added it); False when there was none."""
+        return self.store.delete(job_id)
 
     def job_ids(self) -> list[str]:
         """Ids of every stored job (all processes')."""

@@ -38,7 +38,7 @@ def resident_text(notice: Notice, *, for_task: bool = False) -> str:
     """The message residents read; markdown when the officer wrote markdown (not in tasks)."""
     c = notice.content
     bold = c.markdown and not for_task
-    lines = [f"**{headline(notice)}**" if bold else headline(notice), c.text]
+    lines = [f"**{headline(notice)}**" if bold else headline(notice), _lead(notice) + c.text]
     if c.link_url and not for_task:
         lines.append(f"详情：{c.link_title} {c.link_url}".replace("  ", " "))
     if c.image_url and not for_task:
@@ -46,6 +46,15 @@ def resident_text(notice: Notice, *, for_task: bool = False) -> str:
     origin = f"，原通知 #{notice.parent}" if notice.parent else ""
     lines.append(f"（{marker(notice.id)}{origin}）")
     return "\n".join(lines)
+
+
+def _lead(notice: Notice) -> str:
+    """What a follow-up says about the original before the officer's own words."""
+    p = notice.parent
+    return {NoticeKind.UPDATE: f"通知 #{p} 有更新：",
+            NoticeKind.RETRACT: f"通知 #{p} 已撤回，请勿再转发。" + ("说明：" if notice.content.text
+                                                                 else ""),
+            NoticeKind.SOLVED: f"通知 #{p} 所涉案件已破获，感谢大家支持！"}.get(notice.kind, "")
 
 
 def attachments(notice: Notice) -> list[Attachment]:

@@ -14,6 +14,8 @@ reconcile a unit left `submitted` (worker died, or the answer was lost): find th
 
 from __future__ import annotations
 
+import asyncio
+
 from bot.wecom.errors import (
     AmbiguousError,
     RateLimitedError,
@@ -35,6 +37,7 @@ RECONCILE_LOOKS = 2
 RECONCILE_GAP = 10.0  # simulated seconds between looks for a task WeCom may still be creating
 RESULT_STATES = {1: PairState.DELIVERED, 2: PairState.FAILED, 3: PairState.FAILED}
 RESULT_DETAIL = {2: "群主已不在群或非好友，未发出", 3: "本月群发次数已用完，未发出"}
+REFRESH_CONCURRENCY = 16
 
 
 async def create_task(rt: Runtime, job: Job, worker: str) -> Result:
@@ -176,6 +179,7 @@ async def reconcile(rt: Runtime, job: Job, worker: str) -> Result:
         log.info("↻ bcast=%s unit=%s reconcile failed, again later: %s", job.notice, job.ref, error)
         await rt.queue.defer([job], rt.clock.now() + RECONCILE_GAP)
         return Result.DONE
+    await rt.redis.hincrby(rt.keys.stats(), "reconciled" if found else "reconcile_misses", 1)
     if found is not None:
         msgid, created_at, accepted = found
         refused = {c for c in unit.chats if c not in accepted}
@@ -296,6 +300,24 @@ async def refresh_unit(rt: Runtime, notice: Notice, unit: Unit) -> bool:
         return False
     results = await send_results(rt, unit.msgid, unit.owner)
     return await settle_results(rt, notice, unit, results, float(task.send_time))
+
+
+async def still_waiting(rt: Runtime, notice: Notice) -> list[Unit]:
+    """Units still awaiting their owner after a fresh status read of each (before escalating
+    or reporting, so nobody is named for a task confirmed since the last poll)."""
+    units = [u for u in await rt.state.units(notice.id) if u.state == AWAITING]
+    gate = asyncio.Semaphore(REFRESH_CONCURRENCY)
+
+    async def fresh(unit: Unit) -> bool:
+        async with gate:
+            try:
+                await rt.limiter.acquire(rt.costs.api("get_groupmsg_task"))
+                return not await refresh_unit(rt, notice, unit)
+            except WeComError:
+                return True
+
+    keep = await asyncio.gather(*(fresh(u) for u in units))
+    return [u for u, k in zip(units, keep, strict=True) if k]
 
 
 async def settle_results(rt: Runtime, notice: Notice, unit: Unit,

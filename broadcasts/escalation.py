@@ -5,19 +5,17 @@ busy officer is not flooded past WeCom's 30 app messages a minute per member.
 
 from __future__ import annotations
 
-import asyncio
 from collections import defaultdict
 
 from bot.wecom.errors import WeComError
 from broadcasts import content
-from broadcasts.customer import AWAITING, refresh_unit
+from broadcasts.customer import still_waiting
 from broadcasts.jobs_common import Result, log
-from broadcasts.models import Notice, PlannedGroup
+from broadcasts.models import PlannedGroup
 from broadcasts.queue import Job
+from broadcasts.rtypes import slist
 from broadcasts.runtime import Runtime
 from broadcasts.state import Unit
-
-REFRESH_CONCURRENCY = 16
 
 
 async def escalate(rt: Runtime, job: Job, worker: str) -> Result:
@@ -29,7 +27,7 @@ async def escalate(rt: Runtime, job: Job, worker: str) -> Result:
     if not waiting:
         return Result.DONE
     groups = await rt.plans.groups(job.notice)
-    acked = set(await rt.redis.hkeys(rt.keys.acks(job.notice)))
+    acked = set(slist(await rt.redis.hkeys(rt.keys.acks(job.notice))))
     supervisor = job.ref == "supervisor"
     per_chief = _by_chief(waiting, groups, acked, supervisor)
     names = await _names(rt, {u.owner for u in waiting})
@@ -44,23 +42,6 @@ async def escalate(rt: Runtime, job: Job, worker: str) -> Result:
     log.info("⇡ bcast=%s %s escalation: %d owners, %d recipients", job.notice, job.ref,
              len(waiting), len(per_chief))
     return Result.DONE
-
-
-async def still_waiting(rt: Runtime, notice: Notice) -> list[Unit]:
-    """Units awaiting their owner after a fresh status read of each."""
-    units = [u for u in await rt.state.units(notice.id) if u.state == AWAITING]
-    gate = asyncio.Semaphore(REFRESH_CONCURRENCY)
-
-    async def fresh(unit: Unit) -> bool:
-        async with gate:
-            try:
-                await rt.limiter.acquire(rt.costs.api("get_groupmsg_task"))
-                return not await refresh_unit(rt, notice, unit)
-            except WeComError:
-                return True
-
-    keep = await asyncio.gather(*(fresh(u) for u in units))
-    return [u for u, k in zip(units, keep, strict=True) if k]
 
 
 def _by_chief(units: list[Unit], groups: dict[str, PlannedGroup], acked: set[str],

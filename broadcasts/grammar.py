@@ -102,8 +102,7 @@ class _Fields:
 
 def parse_notice(text: str, now: float, *, level_word: str = "") -> NoticeDraft:
     """Parse the arguments of a 通知 command (everything after the command word)."""
-    text = text.strip()
-    schedule_prefix, text = _schedule_prefix(text, now)
+    schedule_prefix, text = _schedule_prefix(_strip_command(text), now)
     header, body, markdown = _split_body(text)
     fields = _header_fields(header)
     level = _level(level_word, fields)
@@ -175,9 +174,14 @@ def _schedule_prefix(text: str, now: float) -> tuple[float | None, str]:
     if not when:
         raise GrammarError("定时后请写时间，例如：定时 2026-11-27 08:00 通知 紧急预警 范围：… 内容：…")
     at = parse_time(rest[:when.end()], now)
-    rest = rest[when.end():].lstrip()
-    command = re.match(r"^(通知|发布通知|发通知)\s*[:：]?\s*", rest)
-    return at, rest[command.end():] if command else rest
+    return at, _strip_command(rest[when.end():])
+
+
+def _strip_command(text: str) -> str:
+    """Drop a leading 通知 / 发布通知 (the handler passes the arguments, the CLI may not)."""
+    text = text.strip()
+    command = re.match(r"^(通知|发布通知|发通知)(?=[\s:：]|$)\s*[:：]?\s*", text)
+    return text[command.end():] if command else text
 
 
 def _split_body(text: str) -> tuple[str, str, bool]:

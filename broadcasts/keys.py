@@ -20,7 +20,7 @@ class BroadcastKeys:
     keys: Keys
 
     def _n(self, notice: int, part: str) -> str:
-        return self.keys.k("{bc:%d}" % notice, part)
+        return self.keys.k(f"{{bc:{notice}}}", part)
 
     # ids and indexes
     def seq(self) -> str:
@@ -70,6 +70,9 @@ class BroadcastKeys:
     def due(self) -> str:  # zset job JSON -> due time (simulated ms)
         return self.keys.k("{bcq}", "due")
 
+    def stats(self) -> str:  # hash: fleet counters (jobs taken over, reconciliations …)
+        return self.keys.k("bc", "stats")
+
     def worker_alive(self, worker: str) -> str:  # PX-TTL key while a worker lives
         return self.keys.k("bc", "worker", worker)
 
@@ -101,5 +104,5 @@ class BroadcastKeys:
     def api_key(self, digest: str) -> str:  # hash: userid, label, created_at
         return self.keys.k("bc", "apikey", digest)
 
-    def api_keys_of(self, userid: str) -> str:  # set of digests
-        return self.keys.k("bc", "apikeys", userid)
+    def api_key_ids(self) -> str:  # hash key id -> digest
+        return self.keys.k("bc", "apikey-ids")

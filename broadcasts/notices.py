@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from bot.clock import Clock
 from broadcasts.keys import BroadcastKeys
 from broadcasts.models import Notice, NoticeStatus
+from broadcasts.rtypes import slist, smap
 
 _CAS = """
 local status = redis.call('HGET', KEYS[1], 'status')
@@ -52,13 +53,13 @@ class NoticeStore:
     async def save(self, notice: Notice) -> None:
         """Write the whole record and index it (creation, or fields no other step changes)."""
         pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(self._keys.meta(notice.id), mapping=notice.to_hash())
+        pipe.hset(self._keys.meta(notice.id), mapping=notice.to_hash())  # type: ignore[arg-type]
         pipe.zadd(self._keys.index(), {str(notice.id): notice.created_at})
         pipe.zadd(self._keys.by_issuer(notice.issuer), {str(notice.id): notice.created_at})
         await pipe.execute()
 
     async def get(self, notice_id: int) -> Notice | None:
-        raw = await self._redis.hgetall(self._keys.meta(notice_id))
+        raw = smap(await self._redis.hgetall(self._keys.meta(notice_id)))
         return Notice.from_hash(raw) if raw else None
 
     async def move(self, notice_id: int, from_: Collection[NoticeStatus], to: NoticeStatus,
@@ -70,25 +71,25 @@ class NoticeStore:
         return int(await self._cas(keys=[self._keys.meta(notice_id)], args=args)) == 1
 
     async def set_fields(self, notice_id: int, fields: Mapping[str, str]) -> None:
-        await self._redis.hset(self._keys.meta(notice_id), mapping=dict(fields))
+        await self._redis.hset(self._keys.meta(notice_id), mapping=dict(fields))  # type: ignore[arg-type]
 
     async def latest_of(self, userid: str, count: int = 1) -> list[int]:
         """Ids of the newest notices `userid` issued."""
-        ids = await self._redis.zrevrange(self._keys.by_issuer(userid), 0, count - 1)
+        ids = slist(await self._redis.zrevrange(self._keys.by_issuer(userid), 0, count - 1))
         return [int(i) for i in ids]
 
     async def add_followup(self, parent: int, child: int) -> None:
         await self._redis.rpush(self._keys.followups(parent), str(child))
 
     async def followups(self, parent: int) -> list[int]:
-        return [int(i) for i in await self._redis.lrange(self._keys.followups(parent), 0, -1)]
+        return [int(i) for i in slist(await self._redis.lrange(self._keys.followups(parent), 0, -1))]
 
     async def mark_once(self, notice_id: int, name: str, value: str = "1") -> bool:
         """True only for the first caller to set marker `name` (one-shot reports, firing)."""
         return bool(await self._redis.hsetnx(self._keys.marks(notice_id), name, value))
 
     async def marks(self, notice_id: int) -> dict[str, str]:
-        return dict(await self._redis.hgetall(self._keys.marks(notice_id)))
+        return smap(await self._redis.hgetall(self._keys.marks(notice_id)))
 
     async def count(self, notice_id: int, name: str) -> int:
         """Increment counter `name` in the marks hash; returns the new value."""
@@ -99,5 +100,5 @@ class NoticeStore:
         await self._max(keys=[self._keys.steps(notice_id)], args=[step, repr(at)])
 
     async def steps(self, notice_id: int) -> dict[str, float]:
-        raw = await self._redis.hgetall(self._keys.steps(notice_id))
+        raw = smap(await self._redis.hgetall(self._keys.steps(notice_id)))
         return {k: float(v) for k, v in raw.items()}

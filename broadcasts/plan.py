@@ -14,14 +14,19 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from bot.registry.models import DeliveryKind, Group, Node, Person, Role
+from bot.registry.models import DeliveryKind, Group, Level, Node, Person, Role
 from bot.registry.store import Registry
 from broadcasts.keys import BroadcastKeys
 from broadcasts.models import PairRecord, PairState, PlannedGroup
+from broadcasts.quota import QuotaBook
+from broadcasts.rtypes import olist, opt, smap
 from broadcasts.state import unit_json
+
+QUOTA_SPENT = "本月群发次数已用完，未发送"
 
 _WRITE = """
 if ARGV[1] ~= '1' and redis.call('HEXISTS', KEYS[5], 'planned') == 1 then return 0 end
+if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[5], ARGV[4]) == 1 then return 0 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 local spec = cjson.decode(ARGV[2])
 for chat, g in pairs(spec.groups) do redis.call('HSET', KEYS[1], chat, g) end
@@ -29,6 +34,7 @@ for chat, p in pairs(spec.pairs) do redis.call('HSET', KEYS[2], chat, p) end
 for state, n in pairs(spec.counts) do redis.call('HSET', KEYS[3], state, n) end
 for name, u in pairs(spec.units) do redis.call('HSET', KEYS[4], name, u) end
 redis.call('HSET', KEYS[5], 'planned', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[5], ARGV[4], ARGV[3]) end
 return 1
 """
 
@@ -47,7 +53,9 @@ class Plan:
 
 async def plan_groups(registry: Registry, groups: Sequence[Group],
                       chat_ids_per_task: int = 2000) -> list[PlannedGroup]:
-    """Freeze `groups` with their paths, officers, township supervisors and owner tasks."""
+    """Freeze `groups` with their paths, officers, township supervisors and owner tasks.
+
+    Escalation goes to the grid's police (grid_police), late reports name them too."""
     paths = await registry.paths(sorted({g.node for g in groups}))
     codes = sorted({n.code for path in paths.values() for n in path})
     staff = await registry.staff_at(codes)
@@ -59,10 +67,22 @@ async def plan_groups(registry: Registry, groups: Sequence[Group],
             chat_id=g.chat_id, name=g.name, kind=g.kind.value, node=g.node,
             path=tuple(n.code for n in path), owner=g.owner, members=g.member_count,
             webhook_key=g.webhook_key, unit=units.get(g.chat_id, ""),
-            officers=_nearest(path, staff, Role.OFFICER),
+            officers=grid_police(path, staff),
             supervisors=_nearest(path, staff, Role.SUPERVISOR),
         ))
     return out
+
+
+LOCAL_LEVELS = frozenset({Level.VILLAGE, Level.GRID, Level.BUILDING})
+
+
+def grid_police(path: Sequence[Node], staff: Mapping[str, list[Person]]) -> tuple[str, ...]:
+    """Whom a group's owner is escalated to: the police of its grid or village (an officer,
+    else the 辅警 who keeps the village), else the 派出所 admin, else the nearest officer
+    further up. A county-wide officer is not the one who knows the grid worker."""
+    local = [n for n in path if n.level in LOCAL_LEVELS]
+    return (_nearest(local, staff, Role.OFFICER) or _nearest(local, staff, Role.AUXILIARY)
+            or _nearest(path, staff, Role.STATION_ADMIN) or _nearest(path, staff, Role.OFFICER))
 
 
 def _nearest(path: Sequence[Node], staff: Mapping[str, list[Person]], role: Role
@@ -87,6 +107,14 @@ def assign_units(groups: Sequence[Group], chat_ids_per_task: int) -> dict[str, s
     return out
 
 
+async def make_plan(quota: QuotaBook, planned: list[PlannedGroup], now: float) -> Plan:
+    """The plan of `planned`: customer groups whose monthly quota is spent start `failed`."""
+    customer = [g.chat_id for g in planned if g.kind == DeliveryKind.CUSTOMER_GROUP]
+    spent = set(await quota.exhausted(customer))
+    initial = {c: PairRecord(PairState.FAILED, at=now, detail=QUOTA_SPENT) for c in spent}
+    return Plan(planned, initial, units_of(planned, spent))
+
+
 def units_of(groups: Sequence[PlannedGroup], skip: set[str] | None = None
              ) -> dict[str, tuple[str, tuple[str, ...]]]:
     """unit → (owner, chats) for the customer groups not in `skip`."""
@@ -107,9 +135,11 @@ class PlanStore:
         self._keys = keys
         self._write = redis.register_script(_WRITE)
 
-    async def write(self, notice: int, plan: Plan, now: float, *, replace: bool = False) -> bool:
+    async def write(self, notice: int, plan: Plan, now: float, *, replace: bool = False,
+                    once: str = "") -> bool:
         """Store the plan with every pair `planned` (or its initial state); only once unless
-        `replace` (a scheduled notice re-planned when it fires). True when written."""
+        `replace` (a scheduled notice re-planned when it fires: `once` names the marker that
+        lets only the first of several racing re-plans through). True when written."""
         pairs: dict[str, str] = {}
         counts: dict[str, int] = defaultdict(int)
         for g in plan.groups:
@@ -125,20 +155,21 @@ class PlanStore:
         written = await self._write(
             keys=[k.groups(notice), k.pairs(notice), k.counts(notice), k.units(notice),
                   k.marks(notice)],
-            args=["1" if replace else "0", json.dumps(spec, ensure_ascii=False), repr(now)])
+            args=["1" if replace else "0", json.dumps(spec, ensure_ascii=False), repr(now), once])
         return bool(int(written))
 
     async def group(self, notice: int, chat: str) -> PlannedGroup | None:
-        raw = await self._redis.hget(self._keys.groups(notice), chat)
+        raw = opt(await self._redis.hget(self._keys.groups(notice), chat))
         return PlannedGroup.from_json(raw) if raw else None
 
     async def groups_named(self, notice: int, chats: Sequence[str]) -> list[str]:
         """Names of `chats` in the plan, in order."""
         if not chats:
             return []
-        raw = await self._redis.hmget(self._keys.groups(notice), list(chats))
-        return [PlannedGroup.from_json(r).name if r else c for c, r in zip(chats, raw, strict=True)]
+        raw = olist(await self._redis.hmget(self._keys.groups(notice), list(chats)))
+        return [PlannedGroup.from_json(r).name if r else c
+                for c, r in zip(chats, raw, strict=True)]
 
     async def groups(self, notice: int) -> dict[str, PlannedGroup]:
-        raw = await self._redis.hgetall(self._keys.groups(notice))
+        raw = smap(await self._redis.hgetall(self._keys.groups(notice)))
         return {chat: PlannedGroup.from_json(data) for chat, data in raw.items()}

@@ -139,7 +139,7 @@ class Forecast:
             out.append(f"{len(self.quota_exhausted)} 个群本月群发次数已用完，将无法送达")
         if self.demand.customer_groups:
             share = "" if self.confirm_within is None else \
-                f"，按历史约 {self.confirm_within:.0%} 的群主能在时限内确认"
+                f"，按历史约 {self.confirm_within:.1%} 的群主能在时限内确认"
             out.append(f"{self.demand.customer_groups} 个客户群需 {self.demand.owners} 位群主"
                        f"在企业微信中确认后才会发出{share}")
         if self.no_officer:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from bot.clock import Clock
 from broadcasts.keys import BroadcastKeys
+from broadcasts.rtypes import text
 
 GROUP = "workers"
 
@@ -93,7 +95,7 @@ class JobQueue:
         """Run jobs at simulated time `at`; deferring the same job again just moves it."""
         mapping = {job.to_json(): int(at * 1000) for job in jobs}
         if mapping:
-            await self._redis.zadd(self._keys.due(), mapping)  # type: ignore[arg-type]
+            await self._redis.zadd(self._keys.due(), mapping)
 
     async def move_due(self, limit: int = 1000) -> int:
         """Move jobs whose time has come into the stream; returns how many."""
@@ -108,15 +110,16 @@ class JobQueue:
 
     async def read(self, consumer: str, count: int, block_ms: int) -> list[Entry]:
         """New entries for `consumer` (blocks up to `block_ms` real milliseconds)."""
-        answer = await self._redis.xreadgroup(GROUP, consumer, {self._keys.stream(): ">"},
-                                              count=count, block=block_ms)
-        return [Entry(eid, Job.from_json(f["j"])) for _, rows in answer or [] for eid, f in rows]
+        answer: Any = await self._redis.xreadgroup(GROUP, consumer, {self._keys.stream(): ">"},
+                                                   count=count, block=block_ms)
+        return [Entry(text(eid), Job.from_json(text(f["j"])))
+                for _, rows in answer or [] for eid, f in rows]
 
     async def take_over(self, consumer: str, min_idle_ms: int, count: int) -> list[Entry]:
         """Claim entries other consumers left idle for `min_idle_ms` (a dead worker's jobs)."""
-        _, rows, *_ = await self._redis.xautoclaim(self._keys.stream(), GROUP, consumer,
+        answer: Any = await self._redis.xautoclaim(self._keys.stream(), GROUP, consumer,
                                                    min_idle_ms, "0-0", count=count)
-        return [Entry(eid, Job.from_json(f["j"]), 2) for eid, f in rows if f]
+        return [Entry(text(eid), Job.from_json(text(f["j"])), 2) for eid, f in answer[1] if f]
 
     async def touch(self, consumer: str, ids: Sequence[str]) -> None:
         """Reset the idle time of entries this consumer is still working on."""

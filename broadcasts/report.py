@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from bot.wecom.errors import WeComError
 from broadcasts import content
+from broadcasts.customer import still_waiting
 from broadcasts.jobs_common import Result, log, pending_left
 from broadcasts.models import NoticeStatus, PairState
 from broadcasts.planner import fmt_duration
@@ -20,6 +21,10 @@ from broadcasts.state import Item
 
 async def deadline(rt: Runtime, job: Job, worker: str) -> Result:
     """Job `deadline`: mark waiting groups late and name every late group to the officer."""
+    notice = await rt.notice(job.notice)
+    if notice is None:
+        return Result.DONE
+    await still_waiting(rt, notice)  # fresh status first: no one is named by a stale poll
     snap = await snapshot(rt, job.notice)
     if snap is None:
         return Result.DONE

@@ -18,8 +18,8 @@ from broadcasts.limiter import RateLimiter
 from broadcasts.models import Notice
 from broadcasts.notices import NoticeStore
 from broadcasts.plan import PlanStore
-from broadcasts.quota import QuotaBook
 from broadcasts.queue import JobQueue
+from broadcasts.quota import QuotaBook
 from broadcasts.state import StateStore
 
 

@@ -100,6 +100,7 @@ async def take_over(rt: Runtime, job: Job, record: PairRecord, worker: str) -> R
                                       [PairState.SUBMITTED], PairState.UNCERTAIN,
                                       now=rt.clock.now(), fence=record.worker)
     if moved.moved:
+        await rt.redis.hincrby(rt.keys.stats(), "uncertain", 1)
         log.warning("! bcast=%s chat=%s uncertain: worker %s died in flight",
                     job.notice, job.ref, record.worker)
         await check_settled(rt, job.notice)

@@ -22,6 +22,7 @@ import redis.asyncio as aioredis
 
 from broadcasts.keys import BroadcastKeys
 from broadcasts.models import PairRecord, PairState
+from broadcasts.rtypes import olist, opt, smap
 
 _TRANSITION = """
 local pairs_key, counts, delivered, units = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
@@ -173,8 +174,8 @@ class StateStore:
             spec.update(unit=unit.unit, ufrom=list(unit.from_), uto=unit.to, ufence=unit.fence,
                         uset=unit.set or {}, uattempt=unit.attempt)
         k = self._keys
-        raw = await self._script(keys=[k.pairs(notice), k.counts(notice), k.delivered(notice),
-                                       k.units(notice)], args=[json.dumps(spec, ensure_ascii=False)])
+        keys = [k.pairs(notice), k.counts(notice), k.delivered(notice), k.units(notice)]
+        raw = await self._script(keys=keys, args=[json.dumps(spec, ensure_ascii=False)])
         if raw[0] == "nounit":
             return Outcome([], {}, unit_ok=False)
         if raw[0] == "unit":
@@ -189,28 +190,28 @@ class StateStore:
         return Outcome(moved, kept)
 
     async def pair(self, notice: int, chat: str) -> PairRecord | None:
-        raw = await self._redis.hget(self._keys.pairs(notice), chat)
+        raw = opt(await self._redis.hget(self._keys.pairs(notice), chat))
         return PairRecord.from_json(raw) if raw else None
 
     async def pairs_of(self, notice: int, chats: Sequence[str]) -> dict[str, PairRecord]:
         """Records of `chats` that exist."""
         if not chats:
             return {}
-        raw = await self._redis.hmget(self._keys.pairs(notice), list(chats))
+        raw = olist(await self._redis.hmget(self._keys.pairs(notice), list(chats)))
         return {c: PairRecord.from_json(r) for c, r in zip(chats, raw, strict=True) if r}
 
     async def pairs(self, notice: int) -> dict[str, PairRecord]:
-        raw = await self._redis.hgetall(self._keys.pairs(notice))
+        raw = smap(await self._redis.hgetall(self._keys.pairs(notice)))
         return {chat: PairRecord.from_json(data) for chat, data in raw.items()}
 
     async def counts(self, notice: int) -> dict[PairState, int]:
-        raw = await self._redis.hgetall(self._keys.counts(notice))
+        raw = smap(await self._redis.hgetall(self._keys.counts(notice)))
         return {PairState(k): int(v) for k, v in raw.items() if k in _STATES}
 
     async def unit(self, notice: int, name: str) -> Unit | None:
-        raw = await self._redis.hget(self._keys.units(notice), name)
+        raw = opt(await self._redis.hget(self._keys.units(notice), name))
         return Unit.from_raw(name, json.loads(raw)) if raw else None
 
     async def units(self, notice: int) -> list[Unit]:
-        raw = await self._redis.hgetall(self._keys.units(notice))
+        raw = smap(await self._redis.hgetall(self._keys.units(notice)))
         return [Unit.from_raw(name, json.loads(data)) for name, data in sorted(raw.items())]

@@ -59,6 +59,15 @@ class Access:
         person = await self._registry.person(actor.userid)
         return person.nodes if person else ()
 
+    async def may_collect_at_all(self, actor: Actor) -> str | None:
+        """The role check alone, before anything is parsed or resolved."""
+        if actor.is_resident:
+            return None
+        person = await self._registry.person(actor.userid)
+        if person is None or person.role not in COLLECTORS:
+            return "无权采集或更正一标三实信息：仅限网格员、民警或辅警"
+        return None
+
     async def may_collect(self, actor: Actor, node: str) -> str | None:
         if actor.is_resident:
             if await self._registry.is_within(node, actor.node):

@@ -120,6 +120,11 @@ def canonical(node: str, parts: AddressParts) -> str:
                      parts.room))
 
 
+def parts_digest(parts: AddressParts) -> str:
+    """Digest of the elements alone (no node)."""
+    return canonical_digest("", parts)
+
+
 def canonical_digest(node: str, parts: AddressParts) -> str:
     """Bounded-size digest of the canonical key, for the dedupe key name."""
     return hashlib.sha256(canonical(node, parts).encode()).hexdigest()[:32]

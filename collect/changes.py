@@ -67,7 +67,7 @@ async def correct(deps: CollectDeps, sub: Submission, record_id: str) -> Result:
     if pending is not None:
         return Result(pending, issues)
     if isinstance(where, Resolved):
-        address, _, _ = await service._address(sub, where)
+        address, _, _ = await service.register_address(sub, where)
         values = {**values, "address_id": address.id, "address_full": where.full_text}
     return await _apply(deps, sub, record, values, where if isinstance(where, Resolved) else None)
 

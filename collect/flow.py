@@ -33,6 +33,9 @@ class GuidedFlow:
         self.sessions = Sessions(deps)
 
     async def start(self, userid: str, kind: RecordKind | None) -> str:
+        denied = await self.deps.access.may_collect_at_all(Actor.staff(userid))
+        if denied:
+            return denied
         state: dict[str, Any] = {"kind": kind.value if kind else "", "step": 0, "values": {},
                                  "reasks": 0}
         await self.sessions.save(userid, FLOW, state)

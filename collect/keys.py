@@ -38,6 +38,11 @@ class CollectKeys:
     def address(self, digest: str) -> str:
         return self.keys.k("collect", "addr", digest)
 
+    def address_parts(self, digest: str) -> str:
+        """Address ids with the same elements under any node (finds the grid of an address
+        given to someone covering a whole township)."""
+        return self.keys.k("collect", "addr-parts", digest)
+
     def house_at(self, address_id: str) -> str:
         return self.keys.k("collect", "house-at", address_id)
 

@@ -14,6 +14,8 @@ from collect.models import Change, ChangeKind, HistoryEntry, Record, RecordKind,
 from collect.results import Outcome, Result
 from collect.validate import Issue, Severity, check_id_number, today
 
+# addresses are registered on the way by every person/house/unit; only these wait for review
+TODO_KINDS = (RecordKind.PERSON, RecordKind.HOUSE, RecordKind.UNIT)
 NOT_FOUND = "未找到您辖区内的该记录，请核对编号或身份证号码"
 
 
@@ -117,7 +119,7 @@ async def todo(deps: CollectDeps, userid: str, limit: int = 10) -> Todo:
         ids: list[str] = []
         totals[state] = 0
         for node in nodes:
-            for kind in RecordKind:
+            for kind in TODO_KINDS:
                 ids += await deps.store.newest(node, kind, state, limit)
                 totals[state] += await deps.store.count(node, kind, state)
         records = await deps.store.get_many(list(dict.fromkeys(ids)))

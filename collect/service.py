@@ -12,16 +12,18 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
 
+from bot.registry.models import Level
 from collect.access import Actor
-from collect.address import canonical, canonical_digest
+from collect.address import canonical, canonical_digest, parts_digest
 from collect.deps import CollectDeps
 from collect.models import Change, ChangeKind, HistoryEntry, Record, RecordKind, ReviewState
 from collect.records import compose, merge
 from collect.resolve import Resolved, resolve_address
 from collect.results import Outcome, Result, Submission, verdict
+from collect.rtypes import text
 from collect.store import ClaimBusyError
 from collect.tenants import resolve_tenants
-from collect.validate import Issue, check_record, today
+from collect.validate import Issue, Severity, check_record, today
 
 MAX_ATTEMPTS = 6
 ADDRESS_PARTS = ("street", "door", "building", "unit", "floor", "room")
@@ -34,6 +36,11 @@ class CollectService:
         self.deps = deps
 
     async def submit(self, sub: Submission) -> Result:
+        denied = await self.deps.access.may_collect_at_all(sub.actor)
+        if denied:
+            await self.deps.record_audit(sub.actor, "collect.submit", "refused", detail=denied,
+                                         source=sub.source)
+            return Result(Outcome.FORBIDDEN, message=denied)
         values = _with_address_text(sub.kind, sub.values)
         checked = check_record(sub.kind, values, today(self.deps.clock))
         where = await self.where(sub.actor, values)
@@ -60,12 +67,36 @@ class CollectService:
         if actor.is_resident and not hint:
             hint = actor.node
         scope = await self.deps.access.scope(actor)
-        return await resolve_address(self.deps.registry, text, hint=hint, scope=scope)
+        where = await resolve_address(self.deps.registry, text, hint=hint, scope=scope)
+        return await self._settle(where) if isinstance(where, Resolved) else where
+
+    async def _settle(self, where: Resolved) -> Resolved | Issue:
+        """An address must hang on a grid (or building) wherever grids exist, or the same
+        household would be registered twice at two levels: above grid level, the known
+        address with the same elements in the subtree gives the grid, else ask for it."""
+        registry = self.deps.registry
+        if where.node.level in (Level.GRID, Level.BUILDING):
+            return where
+        grids = await registry.nodes_at_level(Level.GRID, under=where.node.code)
+        if not grids:
+            return where  # e.g. a village without grids: the village is the deepest node
+        ids = await self.deps.redis.smembers(self.deps.keys.address_parts(
+            parts_digest(where.parts)))
+        known = [r for r in await self.deps.store.get_many(sorted(text(i) for i in ids))
+                 if r.node != where.node.code and await registry.is_within(r.node,
+                                                                           where.node.code)]
+        if len(known) == 1:
+            path = tuple(await registry.path(known[0].node))
+            return Resolved(path[-1], path, where.parts)
+        names = "、".join(g.name for g in grids[:5]) + ("等" if len(grids) > 5 else "")
+        return Issue("address", Severity.ERROR,
+                     f"地址：请写明所属网格（{names}），"
+                     f"如 {grids[0].name}/{where.parts.display()}")
 
     async def _store(self, sub: Submission, values: dict[str, str], where: Resolved,
                      issues: tuple[Issue, ...]) -> Result:
         try:
-            address, address_created, _ = await self._address(sub, where)
+            address, address_created, _ = await self.register_address(sub, where)
             changes: tuple[Change, ...] = ()
             if sub.kind is RecordKind.ADDRESS:
                 record, created = address, address_created
@@ -86,8 +117,9 @@ class CollectService:
         await self.deps.record_audit(sub.actor, "collect.submit", "ok", target=record.id,
                                      detail=detail, source=sub.source)
 
-    async def _address(self, sub: Submission, where: Resolved) -> tuple[Record, bool, tuple[
-            Change, ...]]:
+    async def register_address(self, sub: Submission, where: Resolved
+                               ) -> tuple[Record, bool, tuple[Change, ...]]:
+        """The standard-address record of `where` (created on first use, one per key)."""
         values = {**where.parts.as_dict(), "address": where.parts.display(),
                   "address_full": where.full_text}
         key = self.deps.keys.address(canonical_digest(where.node.code, where.parts))
@@ -141,6 +173,8 @@ class CollectService:
         now, who = self.deps.now(), sub.actor.label
         if sub.kind is RecordKind.ADDRESS:
             fields["canonical"] = canonical(where.node.code, where.parts)
+            await self.deps.redis.sadd(
+                self.deps.keys.address_parts(parts_digest(where.parts)), record_id)
         record = Record(record_id, sub.kind, where.node.code, ReviewState.PENDING, fields, sealed,
                         masked, now, who, now, who, _source_kind(sub.source), "", 1)
         shown = tuple(Change(name, "", value) for name, value in _shown(record).items())

@@ -14,6 +14,7 @@ The work is done by collect/; this module only parses, dispatches and replies.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 from bot.context import Context
@@ -26,6 +27,7 @@ from collect import campaign_chat, chat, pending
 from collect.deps import CollectDeps
 from collect.flow import CANCEL_WORDS, GuidedFlow
 from collect.results import CONFIRM_CHECKSUM, CONFIRM_SAVE
+from collect.validate import CHINA_TZ
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)
@@ -65,6 +67,13 @@ def _deps(ctx: Context) -> CollectDeps | None:
         return None
 
 
+async def _say(ctx: Context, userid: str, text: str) -> None:
+    # WeCom drops a repeated identical message within 30 min (duplicate check): a worker who
+    # sends the same thing twice must still get an answer, so every reply carries its time
+    stamp = dt.datetime.fromtimestamp(ctx.clock.now(), CHINA_TZ).strftime("%H:%M:%S")
+    await ctx.reply(userid, f"{text}\n（{stamp}）")
+
+
 def _source(ctx: Context) -> str:
     return f"chat:{ctx.source}" if ctx.source else "chat"
 
@@ -72,7 +81,7 @@ def _source(ctx: Context) -> str:
 async def _run(event: TextMessage, ctx: Context, action: chat.Action, args: str) -> None:
     deps = _deps(ctx)
     text = await action(deps, event.sender, args, _source(ctx)) if deps else NOT_CONFIGURED
-    await ctx.reply(event.sender, text)
+    await _say(ctx, event.sender, text)
 
 
 @router.message(GUIDED)
@@ -119,13 +128,13 @@ async def handle_lookup(event: TextMessage, ctx: Context) -> None:
 async def handle_campaign(event: TextMessage, ctx: Context) -> None:
     deps = _deps(ctx)
     if deps is None:
-        await ctx.reply(event.sender, NOT_CONFIGURED)
+        await _say(ctx, event.sender, NOT_CONFIGURED)
         return
     reply, notices = await campaign_chat.open_campaign(deps, event.sender, CAMPAIGN.args(event),
                                               _source(ctx))
     for userid, text in notices:
         await ctx.reply(userid, text)
-    await ctx.reply(event.sender, reply)
+    await _say(ctx, event.sender, reply)
 
 
 @router.message(PROGRESS)
@@ -140,7 +149,7 @@ async def handle_confirm(event: TextMessage, ctx: Context) -> None:
                                   ) if deps else None
     if reply is None:
         raise SkipHandler
-    await ctx.reply(event.sender, reply)
+    await _say(ctx, event.sender, reply)
 
 
 @router.message()
@@ -154,4 +163,4 @@ async def handle_session_reply(event: TextMessage, ctx: Context) -> None:
         reply = "已放弃保存。"
     if reply is None:
         raise SkipHandler
-    await ctx.reply(event.sender, reply)
+    await _say(ctx, event.sender, reply)

@@ -1,61 +1,83 @@
-"""Canonical JSON of the registry's records, as stored in Redis.
+"""Canonical encodings of the registry's records, as stored in Redis.
 
 The scripts decide "changed or not" by comparing stored and new strings, so one record has
-exactly one encoding: compact separators, tags and covered nodes sorted, and a group's
-`updated_at` kept out of its content (it lives in the group's meta entry instead).
+exactly one encoding. Nodes and people are compact JSON (covered nodes sorted). A group is a
+row of fields separated by US (\\x1f), in GROUP_FIELDS order, tags sorted and joined by RS
+(\\x1e): a tenth of JSON's parsing cost when a whole city is read, and smaller in memory.
+The content a writer sends leaves `updated_at` out; the upsert script appends it as the
+stored row's last field. Control characters in text fields become spaces, so separators (and
+the newline joining rows in bulk reads) never occur inside a field.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, replace
 from typing import Any
 
 from bot.registry.models import DeliveryKind, Group, GroupState, Node, Person
 
+US, RS, ROW = "\x1f", "\x1e", "\n"
+GROUP_FIELDS = ("chat_id", "name", "kind", "node", "owner", "member_count", "state",
+                "webhook_key", "tags", "dismissed_at", "updated_at")
 _KINDS = {kind.value: kind for kind in DeliveryKind}
 _STATES = {state.value: state for state in GroupState}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _dumps(data: dict[str, Any]) -> str:
     return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
 
+def clean(text: str) -> str:
+    return _CONTROL.sub(" ", text)
+
+
 def normalise_group(group: Group) -> Group:
-    return replace(group, tags=tuple(sorted(set(group.tags))), updated_at=0.0)
+    """The group as it is stored: clean text, tags sorted and unique, no updated_at."""
+    tags = tuple(sorted({clean(t) for t in group.tags if clean(t).strip()}))
+    return replace(group, chat_id=clean(group.chat_id), name=clean(group.name),
+                   node=clean(group.node), owner=clean(group.owner),
+                   webhook_key=clean(group.webhook_key), tags=tags, updated_at=0.0)
 
 
 def group_content(group: Group) -> str:
-    """The stored content of `group`: everything but `updated_at`."""
-    data = asdict(normalise_group(group))
+    """The stored row of `group` without its last field, updated_at."""
+    g = normalise_group(group)
+    return US.join((g.chat_id, g.name, g.kind.value, g.node, g.owner, str(g.member_count),
+                    g.state.value, g.webhook_key, RS.join(g.tags), repr(float(g.dismissed_at))))
+
+
+def decode_group(row: str) -> Group:
+    """A stored row (content + updated_at) as a Group."""
+    f = row.split(US)
+    return Group(f[0], f[1], _KINDS[f[2]], f[3], f[4], int(f[5]), _STATES[f[6]], f[7],
+                 tuple(f[8].split(RS)) if f[8] else (), float(f[10]), float(f[9]))
+
+
+def decode_rows(text: str) -> list[Group]:
+    """Rows joined by newlines (one bulk reply) as Groups."""
+    return [decode_group(row) for row in text.split(ROW)] if text else []
+
+
+def group_dict(group: Group) -> dict[str, Any]:
+    """A group as a plain dict without updated_at (canonical dumps, history)."""
+    data = asdict(group)
     del data["updated_at"]
-    return _dumps(data)
+    data["tags"] = list(group.tags)
+    return data
 
 
-def decode_group(content: str, meta: str | None) -> Group:
-    """Inverse of group_content; `meta` is the "updated_at|ancestors" entry."""
-    raw = json.loads(content)
-    return Group(
-        chat_id=raw["chat_id"],
-        name=raw["name"],
-        kind=_KINDS[raw["kind"]],
-        node=raw["node"],
-        owner=raw["owner"],
-        member_count=raw["member_count"],
-        state=_STATES[raw["state"]],
-        webhook_key=raw["webhook_key"],
-        tags=tuple(raw["tags"]),
-        updated_at=float(meta.split("|", 1)[0]) if meta else 0.0,
-        dismissed_at=raw["dismissed_at"],
-    )
-
-
-def meta_ancestors(meta: str | None) -> list[str]:
-    """Codes of the nodes a group was indexed under, root first."""
-    if not meta or "|" not in meta:
-        return []
-    codes = meta.split("|", 1)[1]
-    return codes.split(",") if codes else []
+def typed_field(name: str, value: str) -> Any:
+    """A row field (as the history records it) back in its Python type."""
+    if name == "member_count":
+        return int(value)
+    if name in ("dismissed_at", "updated_at"):
+        return float(value)
+    if name == "tags":
+        return value.split(RS) if value else []
+    return value
 
 
 def node_json(node: Node) -> str:

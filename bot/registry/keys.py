@@ -41,10 +41,10 @@ class RegistryKeys:
         return self._k("level", level)
 
     # groups
-    def groups(self) -> str:  # hash chat_id -> canonical Group JSON (without updated_at)
+    def groups(self) -> str:  # hash chat_id -> canonical Group JSON, updated_at last
         return self._k("groups")
 
-    def group_meta(self) -> str:  # hash chat_id -> "updated_at|anc1,anc2,…" (root first)
+    def group_meta(self) -> str:  # hash chat_id -> "anc1,anc2,…": the codes it is indexed under
         return self._k("gmeta")
 
     def group_names(self) -> str:  # hash group name -> space separated chat ids
@@ -65,7 +65,7 @@ class RegistryKeys:
     def bindings(self) -> str:  # hash chat_id -> group name when explicitly placed
         return self._k("bound")
 
-    def history(self, chat_id: str) -> str:  # stream of one group's changes
+    def history(self, chat_id: str) -> str:  # list of one group's changes (JSON, oldest first)
         return self._k("hist", chat_id)
 
     # people

@@ -133,15 +133,10 @@ class Placer:
 
     async def _named(self, level: Level, text: str, inside: Node | None) -> list[Node]:
         """Nodes of `level` named `text` within `inside` (anywhere when None)."""
-        codes = await self.registry.codes_named(text)
-        if not codes:
-            return []
-        paths = await self.registry.paths(codes)
-        return [
-            path[-1] for path in paths.values()
-            if path and path[-1].level is level
-            and (inside is None or any(n.code == inside.code for n in path))
-        ]
+        if inside is None:
+            nodes = await self.registry.nodes(await self.registry.codes_named(text))
+            return [n for n in nodes if n is not None and n.level is level]
+        return [n for n in await self.registry.descendants(inside.code, level) if n.name == text]
 
     def _failure(
         self, level: Level, text: str, inside: Node | None, found: list[Node]

@@ -36,6 +36,7 @@ GROUP_COLUMNS = {
     "member_count": ("成员数", "人数", "群人数", "members"),
     "webhook_key": ("机器人key", "webhook", "key"),
     "tags": ("标签",),
+    "quota_used": ("本月已群发",),  # simulator only (synthetic city); the importer ignores it
 }
 NODE_COLUMNS = {
     "code": ("编码", "区划代码", "节点编码"),

@@ -64,19 +64,31 @@ if moved == 1 then return 2 end
 return 1
 """
 
-# ARGV: prefix, chat_id, content json, kind, node, state, name, members, now, actor, source,
-#       unplaced reason json, mode (any|absent|match), expected content.
+# ARGV: prefix, chat_id, content row (codec.py, without updated_at), kind, node, state, name,
+#       members, now, actor, source, unplaced reason json, mode (any|absent|match), expected
+#       stored row, the record as JSON (for a "created" history entry).
+# The stored row is the content plus US and `now`; comparisons strip that last field again.
 # Returns {status, what}: status 0 unchanged, 1 written, -1 unknown node, -2 conflict (the
 # record is not what the caller read). `what` names the history entry written ('' for none).
-UPSERT_GROUP = _ANCESTORS + """
+UPSERT_GROUP = _ANCESTORS + r"""
+local FIELDS = {'chat_id', 'name', 'kind', 'node', 'owner', 'member_count', 'state',
+                'webhook_key', 'tags', 'dismissed_at'}
+local NAME, KIND, NODE, MEMBERS, STATE = 2, 3, 4, 6, 7
 local P, id, content = ARGV[1], ARGV[2], ARGV[3]
 local kind, node, state, name = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local members = tonumber(ARGV[8])
 local now, actor, source, reason, mode = ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]
 
+local function split(row)
+  local t = {}
+  for f in string.gmatch(row .. '\31', '([^\31]*)\31') do t[#t + 1] = f end
+  return t
+end
+
 local old = redis.call('HGET', P .. 'groups', id)
 if mode == 'match' and old ~= ARGV[14] then return {-2, ''} end
 if mode == 'absent' and old then return {-2, ''} end
+local oldcontent = old and string.match(old, '^(.*)\31[^\31]*$')
 
 local anc = {}
 if node ~= '' then
@@ -84,12 +96,10 @@ if node ~= '' then
   if not anc then return {-1, ''} end
 end
 local ancstr = table.concat(anc, ',')
-local oldmeta = redis.call('HGET', P .. 'gmeta', id)
-local oldanc = ''
-if oldmeta then oldanc = string.match(oldmeta, '|(.*)$') end
+local oldanc = redis.call('HGET', P .. 'gmeta', id) or ''
 local unplaced = state == 'active' and node == ''
 
-if old == content and oldanc == ancstr then
+if oldcontent == content and oldanc == ancstr then
   if unplaced and reason ~= '' then redis.call('HSET', P .. 'unplaced', id, reason) end
   return {0, ''}
 end
@@ -113,14 +123,14 @@ end
 
 local o = nil
 if old then
-  o = cjson.decode(old)
-  local active = o['state'] == 'active'
+  o = split(old)
+  local active = o[STATE] == 'active'
   local set = active and 'under:' or 'gone:'
   for a in string.gmatch(oldanc, '[^,]+') do
     redis.call('HDEL', P .. set .. a, id)
-    if active then count(a, o['kind'], -1, -o['member_count']) end
+    if active then count(a, o[KIND], -1, 0 - tonumber(o[MEMBERS])) end  -- 0 - x: never "-0"
   end
-  name_index(o['name'], false)
+  name_index(o[NAME], false)
 end
 
 local active = state == 'active'
@@ -136,33 +146,72 @@ if unplaced then
 else
   redis.call('HDEL', P .. 'unplaced', id)
 end
-redis.call('HSET', P .. 'groups', id, content)
-redis.call('HSET', P .. 'gmeta', id, now .. '|' .. ancstr)
+redis.call('HSET', P .. 'groups', id, content .. '\31' .. now)
+redis.call('HSET', P .. 'gmeta', id, ancstr)
 
-if old == content then return {1, ''} end
-local what, diff = 'created', content
+if oldcontent == content then return {1, ''} end
+local what, diff = 'created', ARGV[15]
 if o then
-  local n = cjson.decode(content)
+  local n = split(content)
   local changes, structural = {}, false
-  for k, v in pairs(n) do
-    if cjson.encode(o[k]) ~= cjson.encode(v) then
-      changes[k] = {from = o[k], to = v}
-      if k ~= 'member_count' then structural = true end
+  for i, field in ipairs(FIELDS) do
+    if o[i] ~= n[i] then
+      changes[field] = {from = o[i], to = n[i]}
+      if field ~= 'member_count' then structural = true end
     end
   end
   if not structural then return {1, ''} end
   diff = cjson.encode(changes)
-  if n['state'] ~= o['state'] then
-    what = (n['state'] == 'dismissed') and 'dismissed' or 'restored'
-  elseif n['node'] ~= o['node'] then
+  if n[STATE] ~= o[STATE] then
+    what = (n[STATE] == 'dismissed') and 'dismissed' or 'restored'
+  elseif n[NODE] ~= o[NODE] then
     what = 'moved'
   else
     what = 'updated'
   end
 end
-redis.call('XADD', P .. 'hist:' .. id, 'MAXLEN', '~', 1000, '*',
-  'at', now, 'actor', actor, 'source', source, 'what', what, 'changes', diff)
+local entry = cjson.encode({at = now, actor = actor, source = source, what = what})
+redis.call('RPUSH', P .. 'hist:' .. id, string.sub(entry, 1, -2) .. ',"changes":' .. diff .. '}')
+redis.call('LTRIM', P .. 'hist:' .. id, -1000, -1)
 return {1, what}
+"""
+
+# Rows of the active groups under any of the include codes (and the dismissed ones when
+# ARGV[2] is "1"), minus the groups under the exclude codes and the excluded chat ids, joined
+# by newlines into ONE bulk reply: one reply instead of one per group keeps a 100,000-group
+# read cheap for the client. ARGV: prefix, with dismissed, n include, codes…, n exclude,
+# codes…, excluded chat ids…
+GROUPS_UNDER = r"""
+local P, gone = ARGV[1], ARGV[2] == '1'
+local out = {}
+local function fetch(ids, first, last)
+  for start = first, last, 4000 do
+    local stop = math.min(start + 3999, last)
+    local values = redis.call('HMGET', P .. 'groups', unpack(ids, start, stop))
+    for _, v in ipairs(values) do if v then out[#out + 1] = v end end
+  end
+end
+if not gone and ARGV[3] == '1' and ARGV[5] == '0' and #ARGV == 5 then
+  -- one subtree, nothing excluded (a whole-city or county notice): no set arithmetic
+  local ids = redis.call('HKEYS', P .. 'under:' .. ARGV[4])
+  fetch(ids, 1, #ids)
+  return table.concat(out, '\n')
+end
+local wanted, i = {}, 3
+local function collect(code, flag)
+  for _, id in ipairs(redis.call('HKEYS', P .. 'under:' .. code)) do wanted[id] = flag end
+  if gone then
+    for _, id in ipairs(redis.call('HKEYS', P .. 'gone:' .. code)) do wanted[id] = flag end
+  end
+end
+for _ = 1, tonumber(ARGV[i]) do i = i + 1; collect(ARGV[i], true) end
+i = i + 1
+for _ = 1, tonumber(ARGV[i]) do i = i + 1; collect(ARGV[i], nil) end
+for j = i + 1, #ARGV do wanted[ARGV[j]] = nil end
+local ids = {}
+for id in pairs(wanted) do ids[#ids + 1] = id end
+fetch(ids, 1, #ids)
+return table.concat(out, '\n')
 """
 
 # ARGV: prefix, userid, person json, role, covered nodes joined by ','.

@@ -15,7 +15,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bot.registry.codec import decode_group, group_content, normalise_group
+from bot.registry.codec import (
+    decode_group,
+    decode_rows,
+    group_content,
+    group_dict,
+    normalise_group,
+    typed_field,
+)
 from bot.registry.models import DeliveryKind, Group, GroupChange, GroupState, UnplacedGroup
 from bot.registry.people import PeopleStore
 from bot.registry.replies import mapping, opt, optionals, text, texts
@@ -69,26 +76,19 @@ class Registry(PeopleStore):
         updates (owner from one event, member count from another) never undo each other.
         """
         for _ in range(MAX_TRIES):
-            content, meta = await self._raw_group(chat_id)
-            current = decode_group(content, meta) if content else None
+            stored = opt(await self.redis.hget(self.keys.groups(), chat_id))
+            current = decode_group(stored) if stored else None
             new = change(current)
             if new is None:
                 return GroupWrite(current, False)
             reason = _reason_json(unplaced_reason, candidates) if not new.node else ""
-            mode, expected = ("match", content) if content else ("absent", "")
+            mode, expected = ("match", stored) if stored else ("absent", "")
             try:
                 return await self._write(new, actor, source, mode=mode, expected=expected,
                                          reason=reason)
             except ConflictError:
                 continue
         raise ConflictError(f"群 {chat_id} 正被频繁修改，请稍后重试")
-
-    async def _raw_group(self, chat_id: str) -> tuple[str | None, str | None]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hget(self.keys.groups(), chat_id)
-            pipe.hget(self.keys.group_meta(), chat_id)
-            content, meta = await pipe.execute()
-        return opt(content), opt(meta)
 
     async def _write(
         self, group: Group, actor: str, source: str, *, mode: str, expected: str = "",
@@ -113,6 +113,7 @@ class Registry(PeopleStore):
             self.keys.prefix, group.chat_id, group_content(group), group.kind.value, group.node,
             group.state.value, group.name, group.member_count, f"{self.clock.now():.3f}", actor,
             source, reason, mode, expected,
+            json.dumps(group_dict(normalise_group(group)), ensure_ascii=False),
         ]
 
     async def upsert_groups(
@@ -142,26 +143,20 @@ class Registry(PeopleStore):
             await self._write(group, SYSTEM, "reindex", mode="any")
 
     async def group(self, chat_id: str) -> Group | None:
-        content, meta = await self._raw_group(chat_id)
-        return decode_group(content, meta) if content else None
+        stored = opt(await self.redis.hget(self.keys.groups(), chat_id))
+        return decode_group(stored) if stored else None
 
     async def groups(self, chat_ids: Sequence[str]) -> list[Group]:
         """The records of `chat_ids` that exist, in the given order."""
         if not chat_ids:
             return []
-        ids = list(chat_ids)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hmget(self.keys.groups(), ids)
-            pipe.hmget(self.keys.group_meta(), ids)
-            contents, metas = await pipe.execute()
-        pairs = zip(optionals(contents), optionals(metas), strict=True)
-        return [decode_group(c, m) for c, m in pairs if c]
+        stored = optionals(await self.redis.hmget(self.keys.groups(), list(chat_ids)))
+        return [decode_group(record) for record in stored if record]
 
     async def all_groups(self) -> list[Group]:
         """Every group record (placed, unplaced, dismissed), by chat id."""
-        contents = mapping(await self.redis.hgetall(self.keys.groups()))
-        metas = mapping(await self.redis.hgetall(self.keys.group_meta()))
-        return [decode_group(contents[i], metas.get(i)) for i in sorted(contents)]
+        stored = mapping(await self.redis.hgetall(self.keys.groups()))
+        return [decode_group(stored[i]) for i in sorted(stored)]
 
     async def groups_named(self, name: str) -> list[Group]:
         ids = text(await self.redis.hget(self.keys.group_names(), name))
@@ -169,30 +164,28 @@ class Registry(PeopleStore):
 
     async def groups_under(self, code: str, *, include_dismissed: bool = False) -> list[Group]:
         """Active placed groups at or below `code` (and dismissed ones, if asked), by chat id."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hkeys(self.keys.under(code))
-            if include_dismissed:
-                pipe.hkeys(self.keys.gone(code))
-            found = await pipe.execute()
-        return await self.groups(sorted({i for ids in found for i in texts(ids)}))
+        return await self._select([code], [], [], include_dismissed)
 
     async def target_groups(
         self, codes: Sequence[str], *, tags: Sequence[str] = (), exclude: Sequence[str] = ()
     ) -> list[Group]:
-        """Active placed groups under any of `codes`, having any of `tags` (if given).
+        """Active placed groups under any of `codes`, having any of `tags` (if given); by chat id.
 
         `exclude` holds node codes (their whole subtree is left out) and/or chat ids.
         """
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for code in [*codes, *exclude]:
-                pipe.hkeys(self.keys.under(code))
-            found = [set(texts(ids)) for ids in await pipe.execute()]
-        wanted = set().union(*found[: len(codes)])
-        dropped = set().union(*found[len(codes):]) | set(exclude)
-        groups = await self.groups(sorted(wanted - dropped))
+        groups = await self._select(codes, exclude, exclude, False)
         if tags:
             groups = [g for g in groups if set(g.tags) & set(tags)]
         return groups
+
+    async def _select(
+        self, codes: Sequence[str], minus_codes: Sequence[str], minus_ids: Sequence[str],
+        dismissed: bool,
+    ) -> list[Group]:
+        args = [self.keys.prefix, "1" if dismissed else "0", len(codes), *codes,
+                len(minus_codes), *minus_codes, *minus_ids]
+        rows = text(await self._groups_under(keys=[self.keys.groups()], args=args))
+        return sorted(decode_rows(rows), key=_chat_id)
 
     async def breakdown(self, code: str) -> dict[DeliveryKind, int]:
         """Active placed groups at or below `code`, per delivery kind (every kind present)."""
@@ -246,15 +239,15 @@ class Registry(PeopleStore):
         await self.redis.hdel(self.keys.bindings(), chat_id)
 
     async def history(self, chat_id: str) -> list[GroupChange]:
-        """The group's changes, oldest first."""
-        rows = await self.redis.xrange(self.keys.history(chat_id))
+        """The group's changes, oldest first (the last 1,000)."""
+        entries = texts(await self.redis.lrange(self.keys.history(chat_id), 0, -1))
         out = []
-        for entry_id, fields in rows or []:
-            f = mapping(fields)
+        for index, entry in enumerate(entries, start=1):
+            f = json.loads(entry)
             out.append(GroupChange(
-                id=text(entry_id), at=float(f.get("at") or 0), actor=f.get("actor", ""),
+                id=str(index), at=float(f.get("at") or 0), actor=f.get("actor", ""),
                 source=f.get("source", ""), what=f.get("what", ""),
-                changes=json.loads(f.get("changes") or "{}"),
+                changes=_typed_changes(f.get("what", ""), f.get("changes", {})),
             ))
         return out
 
@@ -276,9 +269,21 @@ class Registry(PeopleStore):
         for name, key in (("nodes", self.keys.nodes()), ("groups", self.keys.groups()),
                           ("people", self.keys.people())):
             raw = mapping(await self.redis.hgetall(key))
-            out[name] = {k: json.loads(raw[k]) for k in sorted(raw)}
+            decode = (lambda v: group_dict(decode_group(v))) if name == "groups" else json.loads
+            out[name] = {k: decode(raw[k]) for k in sorted(raw)}
         out["unplaced"] = sorted(mapping(await self.redis.hgetall(self.keys.unplaced())))
         return out
+
+
+def _typed_changes(what: str, changes: dict[str, Any]) -> dict[str, Any]:
+    if what == "created":
+        return changes
+    return {k: {"from": typed_field(k, v["from"]), "to": typed_field(k, v["to"])}
+            for k, v in changes.items()}
+
+
+def _chat_id(group: Group) -> str:
+    return group.chat_id
 
 
 def _reason_json(reason: str, candidates: Sequence[str]) -> str:

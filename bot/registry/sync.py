@@ -208,12 +208,12 @@ class RegistrySync:
 
     async def _one(self, chat_id: str, gate: asyncio.Semaphore) -> str:
         """Fetch and apply one group; the counter it adds to."""
-        async with gate:
+        async with gate:  # bounds WeCom calls and Redis connections alike
             try:
                 info = await self.source.groupchat_get(chat_id)
             except WeComAPIError:
                 return "failed"  # e.g. dismissed between list and get; the next run retries
-        applied = await apply_chat_info(self.registry, self.placer, info, actor=SYNC_ACTOR)
+            applied = await apply_chat_info(self.registry, self.placer, info, actor=SYNC_ACTOR)
         if applied.unplaced_reason:
             return "unplaced"
         return "changed" if applied.changed else "unchanged"

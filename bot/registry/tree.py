@@ -17,7 +17,7 @@ from bot.keys import Keys
 from bot.registry import scripts
 from bot.registry.codec import node_json
 from bot.registry.keys import RegistryKeys
-from bot.registry.models import Level, Node
+from bot.registry.models import LEVEL_ORDER, Level, Node
 from bot.registry.replies import optionals, texts
 
 NAME_SEPARATORS = ("/", "／", ">")
@@ -42,6 +42,7 @@ class TreeStore:
         self._upsert_node = redis.register_script(scripts.UPSERT_NODE)
         self._upsert_group = redis.register_script(scripts.UPSERT_GROUP)
         self._upsert_person = redis.register_script(scripts.UPSERT_PERSON)
+        self._groups_under = redis.register_script(scripts.GROUPS_UNDER)
 
     async def upsert_node(self, node: Node) -> bool:
         """Create or update a node; True when something changed. Its parent must exist."""
@@ -133,6 +134,21 @@ class TreeStore:
             inside = set(await self.subtree_codes(under))
             codes = [c for c in codes if c in inside]
         return await self._existing(codes)
+
+    async def descendants(self, code: str, level: Level) -> list[Node]:
+        """Nodes of `level` below `code`, searching through the levels in between."""
+        rank = LEVEL_ORDER.index(level)
+        found: list[Node] = []
+        frontier = [code]
+        while frontier:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for c in frontier:
+                    pipe.smembers(self.keys.kids(c))
+                kids = sorted(c for members in await pipe.execute() for c in texts(members))
+            nodes = await self._existing(kids)
+            found.extend(n for n in nodes if n.level is level)
+            frontier = [n.code for n in nodes if LEVEL_ORDER.index(n.level) < rank]
+        return found
 
     async def subtree_codes(self, code: str) -> list[str]:
         """`code` and all its descendants, breadth first (one round trip per level)."""

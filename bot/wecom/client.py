@@ -98,12 +98,16 @@ class WeComClient:
         self._timeout = aiohttp.ClientTimeout(
             total=settings.connect_timeout + settings.request_timeout,
             sock_connect=settings.connect_timeout, sock_read=settings.request_timeout)
+        # WeCom drops an identical app message within this window; it only has to cover our
+        # own retries of one send, so a member asking 帮助 twice still gets two answers
+        self._duplicate_window = int(MAX_TRIES * (settings.connect_timeout
+                                                  + settings.request_timeout)) + 5
         self.tokens = TokenStore(redis, keys, clock, settings.corp_id, settings.agent_id,
                                  self._fetch_token)
 
     # --- app messages (message/send) -----------------------------------------------------
     async def send_text(self, touser: str | Sequence[str], content: str) -> None:
-        """1:1 app message; WeCom's duplicate check makes a resend within 30 min harmless."""
+        """1:1 app message; WeCom's duplicate check makes our own retries of it harmless."""
         await self._app_message(touser, "text", content)
 
     async def send_markdown(self, touser: str | Sequence[str], content: str) -> None:
@@ -195,7 +199,7 @@ class WeComClient:
         await self._call(Call("message/send", idempotent=True, payload={
             "touser": users, "msgtype": kind, "agentid": self._settings.agent_id,
             kind: {"content": content}, "enable_duplicate_check": 1,
-            "duplicate_check_interval": 1800}))
+            "duplicate_check_interval": self._duplicate_window}))
 
     async def _page(self, api: str, payload: Json, list_key: str,
                     convert: Callable[[Mapping[str, Any]], T]) -> Page[T]:

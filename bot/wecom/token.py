@@ -27,9 +27,16 @@ _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
 # Keep a margin so that a token is never used in its last minutes (clock skew, slow calls).
 _EXPIRY_MARGIN = 300
-_LOCK_MS = 30_000  # longer than one gettoken with its retries (real milliseconds)
+# The lock is a lease the holder extends while it fetches: a holder killed mid-fetch blocks
+# the others for at most _LEASE_MS, however long a live holder's fetch (with retries) takes.
+_LEASE_MS = 3000
+_WAIT_SECONDS = 60.0
 _POLL_SECONDS = 0.05
 
 
@@ -44,6 +51,7 @@ class TokenStore:
         self._lock = keys.access_token_lock(corp_id, agent_id)
         self._fetch = fetch
         self._release = redis.register_script(_RELEASE)
+        self._extend = redis.register_script(_EXTEND)
 
     async def get(self) -> str:
         """The cached token, fetching one when there is none."""
@@ -52,19 +60,29 @@ class TokenStore:
 
     async def refresh(self, stale: str | None) -> str:
         """A token different from `stale`: someone else's fresh one, or one we fetch."""
-        deadline = time.monotonic() + _LOCK_MS / 1000 + 5
+        deadline = time.monotonic() + _WAIT_SECONDS
         while time.monotonic() < deadline:
             current = as_str(await self._redis.get(self._key))
             if current and current != stale:
                 return current
             owner = secrets.token_hex(8)
-            if await self._redis.set(self._lock, owner, nx=True, px=_LOCK_MS):
-                try:
-                    return await self._refresh_locked(stale)
-                finally:
-                    await self._release(keys=[self._lock], args=[owner])
+            if await self._redis.set(self._lock, owner, nx=True, px=_LEASE_MS):
+                return await self._refresh_holding(owner, stale)
             await asyncio.sleep(_POLL_SECONDS)  # real time: another process is fetching
         raise TransientError("gettoken", "等待其他进程刷新令牌超时")
+
+    async def _refresh_holding(self, owner: str, stale: str | None) -> str:
+        keeper = asyncio.create_task(self._keep_lease(owner))
+        try:
+            return await self._refresh_locked(stale)
+        finally:
+            keeper.cancel()
+            await self._release(keys=[self._lock], args=[owner])
+
+    async def _keep_lease(self, owner: str) -> None:
+        while True:
+            await asyncio.sleep(_LEASE_MS / 3000)
+            await self._extend(keys=[self._lock], args=[owner, _LEASE_MS])
 
     async def _refresh_locked(self, stale: str | None) -> str:
         current = as_str(await self._redis.get(self._key))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 
 import redis.asyncio as aioredis
@@ -16,6 +17,6 @@ async def record_fire(*, url: str, tag: str) -> None:
     scheduler = job_context().scheduler
     client = aioredis.Redis.from_url(url, decode_responses=True)
     try:
-        await client.rpush(FIRED, f"{tag}|{id(scheduler)}|{time.time():.3f}")  # type: ignore[misc]
+        await client.rpush(FIRED, f"{tag}|{os.getpid()}:{id(scheduler)}|{time.time():.3f}")  # type: ignore[misc]
     finally:
         await client.aclose()

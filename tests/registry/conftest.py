@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import redis.asyncio as aioredis
 
 from bot.clock import Clock
 from bot.keys import Keys
+from bot.registry.city import City
+from bot.registry.importer import Importer, ImportResult
 from bot.registry.models import Level, Node
+from bot.registry.placement import Placer
 from bot.registry.store import Registry
+from bot.registry.synthetic import DEFAULT_RULE, generate_city
 
 # 吕梁市 / 孝义市 / 新义街道 / 东关社区 (urban, two grids, buildings) and 梧桐镇 / 下堡村 (rural)
 TREE = (
@@ -41,4 +47,27 @@ def registry(redis: aioredis.Redis, keys: Keys, clock: Clock) -> Registry:
 async def tree(registry: Registry) -> Registry:
     for node in TREE:
         await registry.upsert_node(node)
+    return registry
+
+
+# A small synthetic city: 离石区 only (190 村社区, 85 of them urban), 400 groups.
+SMALL_CITY = {"seed": 7, "counties": ("141102",), "total_groups": 400, "residents": 32_000}
+
+
+@pytest.fixture(scope="session")
+def small_city() -> City:
+    return generate_city(**SMALL_CITY)  # type: ignore[arg-type]
+
+
+async def import_city(registry: Registry, city: City, directory: Path) -> list[ImportResult]:
+    """Write the city's CSV files and import them (nodes, people, groups)."""
+    importer = Importer(registry, Placer(registry, DEFAULT_RULE))
+    return [await importer.import_file(path) for path in city.write_csv(directory / "city.csv")]
+
+
+@pytest.fixture
+async def small_registry(registry: Registry, small_city: City, tmp_path: Path) -> Registry:
+    """The registry holding the small city (its nodes, people and groups), imported from CSV."""
+    results = await import_city(registry, small_city, tmp_path)
+    assert all(r.ok for r in results), [r.report() for r in results]
     return registry

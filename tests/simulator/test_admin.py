@@ -45,6 +45,7 @@ async def test_load_groups_and_directory_then_read_records(make_sim: SimFactory)
         },
     )
     h.sim.state.timers.run_due()
+    assert [d.channel for d in h.sim.records] == ["appchat", "webhook", "customer_group"]
     records = await h.admin("GET", "records", params={"chat_id": "wr1"})
     assert [(r["channel"], r["content"], r["ref"]) for r in records] == [
         ("customer_group", "客户群通知", template["msgid"])

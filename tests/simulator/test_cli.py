@@ -10,10 +10,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from pytest_aiohttp import AiohttpServer
 
+from bot.registry.divisions import COUNTIES
+from bot.registry.synthetic import City, generate_city
 from bot.settings import Settings
 from bot.wecom.simulator import cli
 from tests.conftest import ROOT, test_secrets
@@ -34,28 +37,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _csv(tmp_path: Path) -> Path:
+def _city_csv(tmp_path: Path) -> tuple[City, Path]:
+    """A small synthetic city written as the registry's import files."""
+    city = generate_city(seed=5, total_groups=300, residents=9000, counties=(COUNTIES[0].code,))
     path = tmp_path / "groups.csv"
-    path.write_text(
-        "chat_id,name,kind,owner,member_count,webhook_key,quota_used\n"
-        "wr1,东关1号楼,customer_group,w1,80,,2\n"
-        "wr2,东关2号楼,,w2,60,,\n"
-        "rb1,机器人群,webhook,,,key-1,\n"
-        "app1,内部群,appchat,w1,3,,\n",
-        encoding="utf-8",
-    )
-    return path
+    city.write_csv(path)
+    return city, path
 
 
 async def test_build_simulator_from_settings_and_csv(
     make_settings: Callable[..., Settings], tmp_path: Path, aiohttp_server: AiohttpServer
 ) -> None:
     settings = make_settings()
+    city, path = _city_csv(tmp_path)
     args = _parser().parse_args(
         [
             "sim",
             "--groups",
-            str(_csv(tmp_path)),
+            str(path),
             "--seed",
             "3",
             "--latency-ms",
@@ -75,11 +74,12 @@ async def test_build_simulator_from_settings_and_csv(
     assert config.callback_url.endswith(settings.callback.path)
     assert (config.clock.speed, config.clock.origin, config.seed) == (50.0, 1700000000.0, 3)
     assert config.faults[0].rate == 0.1 and config.latency.median == 0
-    group = sim.group("wr1")
-    assert group is not None and (group.owner, group.member_count) == ("w1", 80)
-    assert sim.state.groups.robots == {"key-1": "rb1"}
-    assert sim.state.groups.appchats["app1"].members == ("w1", "w1", "w1")
-    assert {"w1", "w2"} <= set(sim.state.directory.users)
+    tables = sim.state.groups
+    assert len(tables.customer) + len(tables.appchats) + len(tables.robots) == len(city.groups)
+    first = next(g for g in city.groups if g.chat_id in tables.customer)
+    group = sim.group(first.chat_id)
+    assert group is not None and (group.owner, group.name) == (first.owner, first.name)
+    assert set(city.users()) <= set(sim.state.directory.users)
     server = await aiohttp_server(sim.app)
     async with aiohttp.ClientSession() as session:
         params = {"corpid": config.corp_id, "corpsecret": config.secret}
@@ -93,13 +93,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def _wait_ready(url: str, process: asyncio.subprocess.Process) -> dict[str, object]:
+async def _wait_ready(url: str, process: asyncio.subprocess.Process) -> dict[str, Any]:
     async with aiohttp.ClientSession() as session:
         for _ in range(100):
             assert process.returncode is None, "gridbot sim exited early"
             try:
                 async with session.get(url) as resp:
-                    data: dict[str, object] = await resp.json()
+                    data: dict[str, Any] = await resp.json()
                     return data
             except aiohttp.ClientConnectionError:
                 await asyncio.sleep(0.1)
@@ -116,7 +116,7 @@ async def test_sim_command_serves_standalone(tmp_path: Path) -> None:
         "--port",
         str(port),
         "--groups",
-        str(_csv(tmp_path)),
+        str(_city_csv(tmp_path)[1]),
         "--latency-ms",
         "0",
     ]
@@ -132,7 +132,7 @@ async def test_sim_command_serves_standalone(tmp_path: Path) -> None:
     )
     try:
         stats = await _wait_ready(f"http://127.0.0.1:{port}/sim/stats", process)
-        assert stats["groups"] == 2
+        assert stats["groups"] > 100
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 10)

@@ -27,7 +27,12 @@ sim.owner_class(userid) ; sim.stats() ; await sim.close()
 Served APIs (under /cgi-bin/): gettoken, message/send, appchat/send, webhook/send,
 externalcontact/{add_msg_template, get_groupmsg_list_v2, get_groupmsg_task,
 get_groupmsg_send_result, remind_groupmsg_send, cancel_groupmsg_send, groupchat/list,
-groupchat/get}. Admin endpoints: see admin.py.
+groupchat/get}.
+
+Admin endpoints (JSON, for a simulator in another process): GET /sim/stats, /sim/records
+(?chat_id= | ?userid=, &channel=, &limit=), /sim/drops (?reason=), /sim/tasks (?msgid=),
+/sim/callbacks; POST /sim/directory, /sim/groups, /sim/post_text, /sim/chat_event,
+/sim/contact_event, /sim/invalidate_token, /sim/faults, /sim/latency.
 """
 
 from bot.wecom.simulator.callbacks import Callback, CallbackResult

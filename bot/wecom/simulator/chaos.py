@@ -5,7 +5,15 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from bot.wecom.simulator.config import FAULT_KINDS, FaultConfig, FaultKind, LatencyConfig
+from bot.wecom.simulator.config import (
+    FAULT_KINDS,
+    FaultConfig,
+    FaultKind,
+    LatencyConfig,
+    TimeoutMode,
+)
+
+Fault = tuple[FaultKind, TimeoutMode]
 
 
 class Latency:
@@ -32,12 +40,12 @@ class Faults:
             for i, c in enumerate(self.configs)
         ]
 
-    def draw(self, api: str) -> tuple[FaultKind, FaultConfig] | None:
+    def draw(self, api: str) -> Fault | None:
         for config, rng in zip(self.configs, self._rngs, strict=True):
             if not config.applies_to(api):
                 continue
             if config.rate <= 0 or rng.random() >= config.rate:
                 return None
             weights = [config.weights.get(kind, 0.0) for kind in FAULT_KINDS]
-            return rng.choices(FAULT_KINDS, weights)[0], config
+            return rng.choices(FAULT_KINDS, weights)[0], config.timeout_mode
         return None

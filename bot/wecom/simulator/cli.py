@@ -7,7 +7,9 @@ two agree; the options below override the simulator's own knobs.
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,12 @@ from bot.clock import make_clock
 from bot.log import setup_logging
 from bot.settings import Settings, load_settings
 from bot.wecom.simulator.config import FaultConfig, LatencyConfig, OwnerProfile, SimConfig
-from bot.wecom.simulator.loader import load_groups_csv, resolve_loader
 from bot.wecom.simulator.simulator import WeComSimulator
 
 log = logging.getLogger(__name__)
+# the registry owns the group CSV format (City.write_csv: groups.csv plus its _nodes/_people)
+DEFAULT_LOADER = "bot.registry.synthetic:load_csv_into_simulator"
+Loader = Callable[[Path, WeComSimulator], int]
 
 
 def register(subparsers: Any) -> None:
@@ -44,7 +48,9 @@ def register(subparsers: Any) -> None:
         help="超时故障是否已处理",
     )
     parser.add_argument("--groups", type=Path, default=None, help="群 CSV 文件")
-    parser.add_argument("--loader", default="", help="CSV 加载函数 module:function")
+    parser.add_argument(
+        "--loader", default=DEFAULT_LOADER, help="CSV 加载函数 module:function（默认登记册格式）"
+    )
     parser.add_argument("--callback-url", default="", help="机器人回调地址（默认按配置推算）")
     parser.add_argument(
         "--owners",
@@ -70,14 +76,22 @@ def build_simulator(args: argparse.Namespace, settings: Settings) -> WeComSimula
         overrides["owner_profile"] = OwnerProfile.always((30.0, 60.0))
     sim = WeComSimulator(SimConfig.from_settings(settings, make_clock(speed, origin), **overrides))
     if args.groups is not None:
-        loader = resolve_loader(args.loader) if args.loader else load_groups_csv
-        log.info("已加载 %d 个群", loader(args.groups, sim))
+        log.info("已加载 %d 个群", resolve_loader(args.loader)(args.groups, sim))
     return sim
+
+
+def resolve_loader(spec: str) -> Loader:
+    """The loader named "package.module:function"; it takes (path, simulator)."""
+    module, _, name = spec.partition(":")
+    loader: Loader = getattr(importlib.import_module(module), name)
+    return loader
 
 
 def run(args: argparse.Namespace) -> int:
     setup_logging()
     sim = build_simulator(args, load_settings(args.settings))
+    clock = sim.clock  # the bot must run with the same speed and origin to agree on now()
+    log.info("模拟时钟 speed=%s origin=%.3f", clock.speed, clock.origin)
     log.info(
         "企业微信模拟器已启动: http://%s:%d/cgi-bin/ （管理接口 /sim/）", args.host, args.port
     )

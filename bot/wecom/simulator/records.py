@@ -6,8 +6,9 @@ Tests and benchmarks read these; every list is indexed where a reader looks thin
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 Channel = Literal["appchat", "webhook", "customer_group", "app_message"]
 
@@ -64,8 +65,8 @@ class CallbackAttempt:
 
 
 @dataclass(slots=True)
-class Records:
-    """Append-only log with the indexes tests query."""
+class Records(Sequence[Delivery]):
+    """Append-only log with the indexes tests query; as a sequence, the deliveries in order."""
 
     deliveries: list[Delivery] = field(default_factory=list)
     drops: list[Drop] = field(default_factory=list)
@@ -75,6 +76,19 @@ class Records:
     fault_counts: Counter[str] = field(default_factory=Counter)
     _by_target: defaultdict[str, list[Delivery]] = field(default_factory=lambda: defaultdict(list))
     _error_counts: Counter[tuple[str, int]] = field(default_factory=Counter)
+
+    @overload
+    def __getitem__(self, index: int) -> Delivery: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Delivery]: ...
+    def __getitem__(self, index: int | slice) -> Delivery | list[Delivery]:
+        return self.deliveries[index]
+
+    def __len__(self) -> int:
+        return len(self.deliveries)
+
+    def __iter__(self) -> Iterator[Delivery]:
+        return iter(self.deliveries)
 
     def deliver(self, delivery: Delivery) -> None:
         self.deliveries.append(delivery)

@@ -12,7 +12,6 @@ from typing import Any
 from aiohttp import web
 
 from bot.wecom.simulator import api_groupchat, api_groupmsg, api_messages, errors
-from bot.wecom.simulator.config import FaultConfig
 from bot.wecom.simulator.errors import SimError
 from bot.wecom.simulator.params import Body
 from bot.wecom.simulator.state import SimState
@@ -58,13 +57,13 @@ async def serve(state: SimState, api: Api, request: web.Request) -> web.StreamRe
     if delay:
         await state.clock.sleep(delay)
     fault = state.faults.draw(api.name)
-    if fault is not None:
-        state.records.fault(fault[0])
-    kind, config = fault if fault is not None else (None, None)
+    kind = fault[0] if fault else None
+    if kind:
+        state.records.fault(kind)
     if kind == "5xx":
         return web.Response(status=502 if state.records.fault_counts["5xx"] % 2 else 503)
-    if kind == "-1" or (kind == "timeout" and _before_commit(config)):
-        answer = SimError(errors.SYSTEM_BUSY).body()
+    if kind == "-1" or fault == ("timeout", "before_commit"):
+        answer = SimError(errors.SYSTEM_BUSY).body()  # never reaches the handler
     else:
         answer = await _process(state, api, request)
     if kind == "timeout":
@@ -72,10 +71,6 @@ async def serve(state: SimState, api: Api, request: web.Request) -> web.StreamRe
     if answer["errcode"]:
         state.records.error(api.name, answer["errcode"], state.now())
     return web.json_response(answer, dumps=dumps)
-
-
-def _before_commit(config: FaultConfig | None) -> bool:
-    return config is not None and config.timeout_mode == "before_commit"
 
 
 async def _process(state: SimState, api: Api, request: web.Request) -> dict[str, Any]:

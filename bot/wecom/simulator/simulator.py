@@ -16,7 +16,7 @@ from bot.wecom.simulator.config import FaultConfig, LatencyConfig, SimConfig
 from bot.wecom.simulator.groups import AppChat, CustomerGroup, month_of
 from bot.wecom.simulator.records import Delivery, Drop, Records
 from bot.wecom.simulator.state import SimState
-from bot.wecom.simulator.tasks import Task
+from bot.wecom.simulator.tasks import SENT, Task
 
 
 class WeComSimulator:
@@ -250,7 +250,7 @@ class WeComSimulator:
             **self.records.stats(),
             "tasks": {
                 "total": len(self.state.tasks),
-                "confirmed": sum(1 for t in tasks if t.status == 2),
+                "confirmed": sum(1 for t in tasks if t.status == SENT),
                 "cancelled": sum(1 for t in tasks if t.cancelled),
             },
             "groups": len(self.state.groups.customer),

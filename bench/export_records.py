@@ -1,0 +1,227 @@
+"""Benchmark: streaming export of 一标三实 records, time and memory against record count.
+
+Generates person records into a fresh embedded redis-server (pipelined, sealed with the real
+cipher, indexed exactly as the service indexes them), then exports them with
+collect.export.export in a child process per run, so each run's peak RSS is its own.
+Constant memory shows as the same peak RSS at 100k and 1M records.
+
+    .venv/bin/python bench/export_records.py                       # 100k and 1M, CSV; XLSX 100k
+    .venv/bin/python bench/export_records.py --sizes 20000 --xlsx-sizes 20000   # quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tracemalloc
+from collections import defaultdict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, cast
+
+import redis.asyncio as aioredis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from stdnum.cn import ric
+
+from bot.audit import AuditLog
+from bot.clock import Clock
+from bot.keys import Keys
+from bot.redis import EmbeddedRedis, connect
+from bot.registry.models import Level, Node, Person, Role
+from bot.registry.store import Registry
+from bot.settings import Settings, load_settings
+from collect.deps import CollectDeps
+from collect.export import ExportQuery, export
+from collect.models import ChangeKind, HistoryEntry, Record, RecordKind, ReviewState
+from collect.records import compose
+from collect.rtypes import hmapping
+
+ROOT = Path(__file__).resolve().parent.parent
+COUNTY, GRIDS = "141181", 100
+OFFICER = "bench-officer"
+BATCH = 2000
+WRITERS = 4
+
+
+def environment(redis_url: str) -> dict[str, str]:
+    """Settings for parent and children: fresh keys, the bench's Redis."""
+    secret = base64.b64encode(os.urandom(32)).decode()
+    return {
+        "GRIDBOT_REDIS__URL": redis_url, "GRIDBOT_WECOM__CORP_ID": "wwbench",
+        "GRIDBOT_WECOM__SECRET": "bench", "GRIDBOT_WECOM__AGENT_ID": "1",
+        "GRIDBOT_WECOM__TOKEN": "bench", "GRIDBOT_WECOM__ENCODING_AES_KEY": "a" * 43,
+        "GRIDBOT_SECURITY__FIELD_KEYS": f"k1:{secret}",
+        "GRIDBOT_SECURITY__BLIND_INDEX_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
+
+
+def build_deps(redis: aioredis.Redis, settings: Settings) -> CollectDeps:
+    keys, clock = Keys(settings.redis.prefix), Clock()
+    return CollectDeps.build(redis, keys, clock, settings, Registry(redis, keys, clock),
+                             AuditLog(redis, keys, clock))
+
+
+def tree() -> list[Node]:
+    nodes = [Node("141100", "吕梁市", Level.CITY), Node(COUNTY, "孝义市", Level.COUNTY, "141100"),
+             Node("141181001", "新义街道", Level.TOWNSHIP, COUNTY),
+             Node("141181001001", "东关社区", Level.VILLAGE, "141181001")]
+    nodes += [Node(f"141181001001-G{g:02d}", f"东关{g}网格", Level.GRID, "141181001001")
+              for g in range(1, GRIDS + 1)]
+    return nodes
+
+
+async def seed_registry(deps: CollectDeps) -> list[tuple[Node, ...]]:
+    nodes = tree()
+    for node in nodes:
+        await deps.registry.upsert_node(node)
+    await deps.registry.upsert_person(Person(OFFICER, "民警", Role.OFFICER, (COUNTY,)))
+    return [(*nodes[:4], grid) for grid in nodes[4:]]
+
+
+def id_number(i: int) -> str:
+    body = f"142326{1950 + i % 50}{1 + i % 12:02d}{1 + i % 28:02d}{i % 1000:03d}"
+    return body + ric.calc_check_digit(body + "0")
+
+
+def person(deps: CollectDeps, i: int, path: tuple[Node, ...], now: float) -> Record:
+    number, record_id = id_number(i), f"P{i + 1}"
+    values = {"name": "王" + "小明红丽"[i % 4] + "伟芳娜敏"[i % 4 // 2], "id_number": number,
+              "phone": f"13{i % 10}{i:08d}"[-11:], "sex": "男" if int(number[16]) % 2 else "女",
+              "birth_date": f"{number[6:10]}-{number[10:12]}-{number[12:14]}",
+              "population_type": "常住人口", "relation": "户主", "relation_code": "02",
+              "status": "在住", "address_id": f"A{i // 3 + 1}",
+              "address_full": f"吕梁市孝义市新义街道东关社区{path[-1].name}振兴路{i // 300}号"
+                              f"{i // 30 % 10}栋{i // 3 % 10 + 1}0{i % 3 + 1}室",
+              "id_bidx": deps.blind.digest("id", number)}
+    fields, sealed, masked = compose(RecordKind.PERSON, record_id, values, deps.cipher)
+    state = (ReviewState.PENDING, ReviewState.VERIFIED, ReviewState.RETURNED)[i % 3]
+    return Record(record_id, RecordKind.PERSON, path[-1].code, state, fields, sealed, masked,
+                  now, "bench", now + i * 0.001, "bench", "chat", "", 1)
+
+
+async def write_batch(deps: CollectDeps, records: list[Record],
+                      paths: list[tuple[Node, ...]]) -> None:
+    """The keys RecordStore.save/reindex write, with each index's members of the batch in one
+    ZADD (the same members and scores, far fewer commands)."""
+    keys = deps.keys
+    index: dict[str, dict[str, float]] = defaultdict(dict)
+    async with deps.redis.pipeline(transaction=False) as pipe:
+        for record, path in zip(records, paths, strict=True):
+            pipe.hset(keys.record(record.id), mapping=hmapping(record.to_redis()))
+            entry = HistoryEntry(record.created_at, "bench", ChangeKind.COLLECT)
+            pipe.rpush(keys.history(record.id), entry.to_json())
+            pipe.set(keys.blind("id", record.fields["id_bidx"]), record.id)
+            for node in path:
+                index[keys.under(node.code, "person")][record.id] = record.updated_at
+                index[keys.under(node.code, "person", record.state.value)][record.id] = \
+                    record.updated_at
+        for key, members in index.items():
+            pipe.zadd(key, cast("Mapping[Any, float]", members))
+        await pipe.execute()
+
+
+async def generate(deps: CollectDeps, paths: list[tuple[Node, ...]], start: int,
+                   stop: int) -> float:
+    """Records start..stop-1, WRITERS pipelines in flight; returns seconds."""
+    began, now = time.perf_counter(), time.time()
+    pending: set[asyncio.Task[None]] = set()
+    for first in range(start, stop, BATCH):
+        chosen = [paths[i % len(paths)] for i in range(first, min(stop, first + BATCH))]
+        batch = [person(deps, first + n, p, now) for n, p in enumerate(chosen)]
+        pending.add(asyncio.create_task(write_batch(deps, batch, chosen)))
+        if len(pending) >= WRITERS:
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.gather(*pending)
+    return time.perf_counter() - began
+
+
+async def child(fmt: str, out: Path, trace: bool) -> dict[str, float]:
+    """One export in this (fresh) process: rows, seconds, peak RSS and traced peak."""
+    settings = load_settings(ROOT / "settings.toml")
+    redis = connect(settings.redis.url)
+    if trace:  # tracemalloc slows Python several-fold: only for the allocation figure
+        tracemalloc.start()
+    began = time.perf_counter()
+    rows = await export(build_deps(redis, settings), OFFICER,
+                        ExportQuery(COUNTY, RecordKind.PERSON, fmt=fmt), out,  # type: ignore[arg-type]
+                        source="bench")
+    seconds = time.perf_counter() - began
+    traced = tracemalloc.get_traced_memory()[1] if trace else 0
+    await redis.aclose()
+    return {"rows": rows, "seconds": seconds, "rss_mb": _peak_rss_mb(),
+            "traced_mb": traced / 2**20, "file_mb": _size_mb(out)}
+
+
+def _size_mb(path: Path) -> float:
+    return path.stat().st_size / 2**20
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def run_child(env: dict[str, str], fmt: str, out: Path, trace: bool = False
+              ) -> dict[str, float]:
+    command = [sys.executable, __file__, "--child", fmt, "--out", str(out)]
+    command += ["--trace"] if trace else []
+    done = subprocess.run(command, env={**os.environ, **env}, capture_output=True, text=True,
+                          check=True, cwd=ROOT)
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def main(args: argparse.Namespace) -> None:
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    xlsx = {int(s) for s in args.xlsx_sizes.split(",") if s}
+    with tempfile.TemporaryDirectory(prefix="gridbot-bench-") as tmp:
+        server = EmbeddedRedis(Path(tmp) / "redis", appendfsync="no")
+        env = environment(server.start())
+        try:
+            await _run(env, sizes, xlsx, Path(tmp))
+        finally:
+            server.stop()
+
+
+async def _run(env: dict[str, str], sizes: list[int], xlsx: set[int], tmp: Path) -> None:
+    settings = load_settings(ROOT / "settings.toml", env)
+    redis = connect(env["GRIDBOT_REDIS__URL"])
+    deps = build_deps(redis, settings)
+    paths = await seed_registry(deps)
+    made = 0
+    print(f"{'records':>9} {'format':>6} {'export s':>9} {'rows/s':>9} {'peak RSS MB':>12} "
+          f"{'traced MB':>10} {'file MB':>8}   (generate s)")
+    for size in sizes:
+        took = await generate(deps, paths, made, size)
+        made = size
+        used = int((await redis.info("memory"))["used_memory"]) / 2**20
+        for fmt in ("csv", "xlsx") if size in xlsx else ("csv",):
+            r = await asyncio.to_thread(run_child, env, fmt, tmp / f"out.{fmt}")
+            assert int(r["rows"]) == size, r
+            print(f"{size:>9} {fmt:>6} {r['seconds']:>9.1f} {size / r['seconds']:>9.0f} "
+                  f"{r['rss_mb']:>12.1f} {r['traced_mb']:>10.2f} {r['file_mb']:>8.1f}   "
+                  f"({took:.1f}; redis {used:.0f} MB)", flush=True)
+    await redis.aclose()
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--xlsx-sizes", default="100000")
+    parser.add_argument("--child", choices=["csv", "xlsx"])
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--trace", action="store_true", help="child: also run tracemalloc")
+    cli = parser.parse_args()
+    if cli.child:
+        print(json.dumps(asyncio.run(child(cli.child, cli.out, cli.trace))))
+    else:
+        asyncio.run(main(cli))

@@ -1,0 +1,285 @@
+"""`gridbot demo`: the whole loop on one machine, narrated in Chinese.
+
+Starts a throwaway embedded Redis, the WeCom simulator and the bot (in-process, on loopback),
+then plays scenario steps: simulated officers and grid workers send messages through the
+simulator's encrypted callbacks, and the demo prints what the bot answered and recorded.
+Nothing touches a real WeCom corp or the production data directory.
+
+Steps are a list (`STEPS`) of `Step(title, run)`; `run(demo)` is a coroutine using the
+`Demo` helpers (`say`, `send`, `wait_replies` …). Later features append their own steps.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import secrets
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot import appkeys
+from bot.clock import Clock, make_clock
+from bot.inbox import handled_records
+from bot.log import setup_logging
+from bot.redis import free_port, redis_url_for
+from bot.registry.models import Level, Node, Person, Role
+from bot.settings import Settings, load_settings
+
+REPLY_TIMEOUT = 15.0  # real seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """A simulated WeCom member."""
+
+    userid: str
+    name: str
+    role: Role
+    nodes: tuple[str, ...] = ()
+
+    @property
+    def label(self) -> str:
+        return f"{self.name}（{self.role.label}）"
+
+
+CITY = (
+    Node("141100", "吕梁市", Level.CITY),
+    Node("141102", "离石区", Level.COUNTY, "141100"),
+    Node("141102002", "滨河街道", Level.TOWNSHIP, "141102"),
+    Node("141102002001", "龙凤社区", Level.VILLAGE, "141102002", urban=True),
+    Node("141102002001-G01", "龙凤社区第一网格", Level.GRID, "141102002001", urban=True),
+    Node("141102002001-G01-B003", "3号楼", Level.BUILDING, "141102002001-G01", urban=True),
+)
+OFFICER = Actor("li_jingguan", "李警官", Role.OFFICER, ("141102002",))
+GRID_WORKER = Actor("wang_wanggeyuan", "王网格", Role.GRID_WORKER, ("141102002001-G01",))
+NEWCOMER = Actor("zhao_xinren", "赵新人", Role.GRID_WORKER)  # not in the registry yet
+
+
+@dataclass
+class Demo:
+    """The running demo: simulator, bot app and narration helpers for the steps."""
+
+    settings: Settings
+    clock: Clock
+    sim: Any  # bot.wecom.simulator.WeComSimulator (imported lazily: a sibling package)
+    app: web.Application
+    out: Callable[[str], None] = print
+    failures: list[str] = field(default_factory=list)
+
+    def say(self, text: str) -> None:
+        """Print one line of narration."""
+        self.out(text)
+
+    def fail(self, text: str) -> None:
+        """Print and remember something that did not happen as expected."""
+        self.failures.append(text)
+        self.say(f"  ✗ {text}")
+
+    async def send(self, actor: Actor, text: str) -> list[str]:
+        """`actor` types `text` to the app; returns the bot's replies to it."""
+        before = len(self.sim.app_messages_to(actor.userid))
+        self.say(f"  → {actor.label} 发送：{text}")
+        result = await self.sim.post_text(actor.userid, text)
+        self.show_ack(result)
+        return await self.wait_replies(actor, before + 1)
+
+    async def wait_replies(self, actor: Actor, count: int) -> list[str]:
+        """Wait until `actor` has `count` app messages; print and return the new ones."""
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while len(self.sim.app_messages_to(actor.userid)) < count:
+            if time.monotonic() > deadline:
+                self.fail(f"{REPLY_TIMEOUT:.0f} 秒内没有收到机器人的回复")
+                return []
+            await asyncio.sleep(0.05)
+        replies = [d.content for d in self.sim.app_messages_to(actor.userid)[count - 1:]]
+        for reply in replies:
+            self.say(f"  ← 机器人回复{actor.name}：" + reply.replace("\n", "\n      "))
+        return replies
+
+    async def handled(self) -> int:
+        """How many callbacks the bot has finished handling."""
+        app = self.app
+        return len(await handled_records(app[appkeys.redis], app[appkeys.keys]))
+
+    async def wait_handled(self, count: int) -> bool:
+        """Wait until `count` callbacks are handled."""
+        deadline = time.monotonic() + REPLY_TIMEOUT
+        while await self.handled() < count:
+            if time.monotonic() > deadline:
+                self.fail(f"{REPLY_TIMEOUT:.0f} 秒内机器人没有处理完回调")
+                return False
+            await asyncio.sleep(0.05)
+        return True
+
+    def show_ack(self, result: Any) -> None:
+        """Narrate how the bot acknowledged a simulator CallbackResult."""
+        attempt = result.attempts[-1] if result.attempts else None
+        if attempt is not None and attempt.status == 200:
+            millis = attempt.elapsed * 1000
+            self.say(f"    （企业微信回调已确认：HTTP 200，用时 {millis:.0f} 毫秒）")
+        else:
+            self.fail(f"回调未被确认：{attempt.status if attempt else '无应答'}")
+
+
+Run = Callable[[Demo], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One scenario step: a title and what happens."""
+
+    title: str
+    run: Run
+
+
+async def step_grid_worker_help(demo: Demo) -> None:
+    await demo.send(GRID_WORKER, "帮助")
+
+
+async def step_officer_help(demo: Demo) -> None:
+    await demo.send(OFFICER, "帮助")
+
+
+async def step_unknown_sender_and_text(demo: Demo) -> None:
+    await demo.send(NEWCOMER, "帮助")
+    await demo.send(NEWCOMER, "今天下午开会吗")
+
+
+async def step_retried_callback(demo: Demo) -> None:
+    before = await demo.handled()
+    replies_before = len(demo.sim.app_messages_to(GRID_WORKER.userid))
+    callback = demo.sim.build_text(GRID_WORKER.userid, "收到，明天上午去社区")
+    demo.say(f"  → 企业微信把 {GRID_WORKER.label} 的同一条消息投递 3 次（模拟超时重试）")
+    for _ in range(3):
+        demo.show_ack(await demo.sim.deliver(callback, retries=0))
+    await demo.wait_handled(before + 1)
+    await asyncio.sleep(0.5)  # room for a (wrong) second handling to show up
+    extra = len(demo.sim.app_messages_to(GRID_WORKER.userid)) - replies_before
+    handled = await demo.handled() - before
+    if (handled, extra) == (1, 1):
+        demo.say("  ✓ 处理 1 次，回复 1 次：重复投递被识别并忽略")
+    else:
+        demo.fail(f"同一条消息被处理 {handled} 次、回复 {extra} 次（应各 1 次）")
+
+
+async def step_group_created(demo: Demo) -> None:
+    before = await demo.handled()
+    name = "离石区-滨河街道-龙凤社区-3号楼"  # the naming rule: county-township-village-building
+    demo.say(f"  → {GRID_WORKER.label} 在企业微信里新建客户群「{name}」")
+    demo.show_ack(await demo.sim.post_chat_event("wrDEMO0001", "create", name=name,
+                                                  owner=GRID_WORKER.userid, member_count=86))
+    await demo.wait_handled(before + 1)
+    group = await demo.app[appkeys.registry].group("wrDEMO0001")
+    if group is None:
+        demo.fail("群名册没有登记这个新群")
+    elif group.node:
+        demo.say(f"  ✓ 群名册已登记：{group.name}，挂在节点 {group.node}，{group.member_count} 人")
+    else:
+        demo.say(f"  ✓ 群名册已登记：{group.name}（尚未定位到网格，等待「绑定」）")
+
+
+STEPS: list[Step] = [
+    Step("网格员查看帮助", step_grid_worker_help),
+    Step("民警查看帮助（命令随角色不同）", step_officer_help),
+    Step("名册外的人员：帮助与无法识别的消息", step_unknown_sender_and_text),
+    Step("企业微信重复投递同一条回调", step_retried_callback),
+    Step("网格员新建居民群：机器人登记到群名册", step_group_created),
+]
+
+
+def register(subparsers: Any) -> None:
+    """Add the `demo` sub-command."""
+    parser = subparsers.add_parser("demo", help="演示：模拟企业微信 + 机器人，全程本机运行")
+    parser.add_argument("--speed", type=float, default=60.0, help="模拟时钟倍速（默认 60）")
+    parser.add_argument("--verbose", action="store_true", help="同时显示运行日志")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Entry point of `gridbot demo`."""
+    setup_logging("INFO" if args.verbose else "WARNING")
+    with tempfile.TemporaryDirectory(prefix="gridbot-demo-") as tmp, \
+            redis_url_for("", Path(tmp) / "redis") as url:
+        settings = demo_settings(args.settings, url)
+        clock = make_clock(args.speed, time.time())
+        return asyncio.run(play(settings, clock, STEPS))
+
+
+def demo_settings(path: str | None, redis_url: str) -> Settings:
+    """Settings for a throwaway corp: fresh secrets, the given Redis, loopback ports."""
+    aes = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    env = {**os.environ,
+           "GRIDBOT_WECOM__CORP_ID": "wwgridbotdemo0001", "GRIDBOT_WECOM__AGENT_ID": "1000002",
+           "GRIDBOT_WECOM__SECRET": secrets.token_urlsafe(24),
+           "GRIDBOT_WECOM__TOKEN": secrets.token_hex(8), "GRIDBOT_WECOM__ENCODING_AES_KEY": aes,
+           "GRIDBOT_SECURITY__FIELD_KEYS": f"demo:{_key()}",
+           "GRIDBOT_SECURITY__BLIND_INDEX_KEY": _key(),
+           "GRIDBOT_REDIS__URL": redis_url, "GRIDBOT_SERVER__HOST": "127.0.0.1",
+           "GRIDBOT_SERVER__PORT": str(free_port()),
+           "GRIDBOT_WECOM__API_BASE_URL": f"http://127.0.0.1:{free_port()}/cgi-bin/"}
+    return load_settings(path, env)
+
+
+def _key() -> str:
+    return base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+async def play(settings: Settings, clock: Clock, steps: list[Step],
+               out: Callable[[str], None] = print) -> int:
+    """Start simulator and bot, run `steps`, stop everything; 0 when all went as expected."""
+    from bot.cli.serve import build_app
+    from bot.wecom.simulator import SimConfig, WeComSimulator
+
+    sim = WeComSimulator(SimConfig.from_settings(settings, clock))
+    sim.load_directory({a.userid: a.name for a in (OFFICER, GRID_WORKER, NEWCOMER)},
+                       {GRID_WORKER.userid: [OFFICER.userid]})
+    app = build_app(settings, clock)
+    runners = [await _serve(sim.app, settings.wecom.api_base_url),
+               await _serve(app, f"http://{settings.server.host}:{settings.server.port}/")]
+    demo = Demo(settings, clock, sim, app, out)
+    try:
+        await _seed_registry(app)
+        _banner(demo)
+        for number, step in enumerate(steps, 1):
+            demo.say(f"\n【第 {number} 步】{step.title}")
+            await step.run(demo)
+        verdict = "全部步骤符合预期" if not demo.failures else f"{len(demo.failures)} 处异常"
+        demo.say(f"\n演示结束：机器人共处理回调 {await demo.handled()} 条，{verdict}。")
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+    return 1 if demo.failures else 0
+
+
+async def _serve(app: web.Application, base_url: str) -> web.AppRunner:
+    port = int(base_url.split(":")[2].split("/")[0])
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    return runner
+
+
+async def _seed_registry(app: web.Application) -> None:
+    registry = app[appkeys.registry]
+    for node in CITY:
+        await registry.upsert_node(node)
+    for actor in (OFFICER, GRID_WORKER):
+        await registry.upsert_person(Person(actor.userid, actor.name, actor.role, actor.nodes))
+
+
+def _banner(demo: Demo) -> None:
+    settings = demo.settings
+    demo.say("GridBot 网格群机器人 · 本机演示")
+    demo.say(f"  模拟企业微信：{settings.wecom.api_base_url}")
+    demo.say(f"  机器人回调地址：http://{settings.server.host}:{settings.server.port}"
+             f"{settings.callback.path}")
+    demo.say(f"  模拟时钟：{demo.clock.speed:g} 倍速；内置 Redis（演示结束即删除）")
+    demo.say(f"  人员：{OFFICER.label}、{GRID_WORKER.label}、{NEWCOMER.label}（名册外）")

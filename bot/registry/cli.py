@@ -1,0 +1,221 @@
+"""`gridbot groups …`: import, sync, tree, stats, show, who, unplaced, staffing, synth.
+
+Each command reads settings (--settings), connects to redis.url or starts the embedded
+redis-server (its AOF in redis.data_dir keeps the registry between commands) and prints
+Chinese text; long work shows a tqdm progress bar on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+
+from bot.clock import make_clock
+from bot.keys import Keys
+from bot.redis import connect, redis_url_for
+from bot.registry import report
+from bot.registry.importer import Importer, detect_kind
+from bot.registry.models import DeliveryKind
+from bot.registry.placement import Placer
+from bot.registry.staffing import staffing_gaps
+from bot.registry.store import Registry
+from bot.registry.sync_run import run_sync
+from bot.registry.synthetic import DEFAULT_SHARES, generate_city
+from bot.registry.tabular import TableError
+from bot.settings import Settings, load_settings
+
+Work = Callable[[Registry, Settings, argparse.Namespace], Awaitable[int]]
+IMPORT_ORDER = {"nodes": 0, "people": 1, "groups": 2}
+
+
+def out(text: str = "") -> None:
+    sys.stdout.write(text + "\n")
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("groups", help="网格与居民群登记（导入、同步、查询）")
+    sub = parser.add_subparsers(dest="groups_command", required=True, metavar="子命令")
+    p = sub.add_parser("import", help="从 CSV/XLSX 导入节点、人员或群")
+    p.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p.add_argument("--type", choices=("groups", "nodes", "people"), default=None,
+                   help="文件类型（默认按表头判断）")
+    p.set_defaults(func=_command(_import))
+    p = sub.add_parser("sync", help="从企业微信同步客户群（可断点续传）")
+    p.add_argument("--owner", action="append", default=[], help="只同步这些群主的群")
+    p.add_argument("--restart", action="store_true", help="放弃未完成的同步，从头开始")
+    p.set_defaults(func=_command(_sync))
+    for name, func, text in (("tree", _tree, "显示节点树及各节点群数"),
+                             ("stats", _stats, "按类型统计节点下的群和人数"),
+                             ("staffing", _staffing, "检查网格 1+2+N / 1+N 配备缺口"),
+                             ("who", _who, "谁负责该节点")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("node", nargs="?", default="", help="节点编码或路径（默认全市）")
+        if name == "tree":
+            p.add_argument("--depth", type=int, default=2, help="显示几层（默认 2）")
+        p.set_defaults(func=_command(func))
+    p = sub.add_parser("show", help="显示一个群：位置、群主、历史")
+    p.add_argument("chat", help="群ID或群名")
+    p.set_defaults(func=_command(_show))
+    p = sub.add_parser("unplaced", help="列出无法定位的群及原因")
+    p.set_defaults(func=_command(_unplaced))
+    _register_synth(sub)
+
+
+def _register_synth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("synth", help="生成合成的吕梁市数据（CSV）")
+    p.add_argument("--out", type=Path, required=True, help="群文件路径；节点、人员文件写在旁边")
+    p.add_argument("--seed", type=int, default=2024)
+    p.add_argument("--groups", type=int, default=5267, help="群总数（默认 5267）")
+    p.add_argument("--residents", type=int, default=420_000, help="居民总数（默认 420000）")
+    shares = ",".join(f"{k.value}={v}" for k, v in DEFAULT_SHARES.items())
+    p.add_argument("--shares", default=shares, help=f"各发送方式占比（默认 {shares}）")
+    p.add_argument("--gaps", type=int, default=5, help="故意留下的配备缺口数（默认 5）")
+    p.add_argument("--quota-partial", type=float, default=0.2,
+                   help="本月已用部分群发额度的客户群占比（默认 0.2）")
+    p.add_argument("--quota-full", type=int, default=5, help="本月群发额度已用完的客户群数")
+    p.add_argument("--county", action="append", default=[], help="只生成这些县区（编码）")
+    p.set_defaults(func=_synth)
+
+
+def _command(work: Work) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        settings = load_settings(args.settings)
+        with redis_url_for(settings.redis.url, settings.redis.data_dir) as url:
+            return asyncio.run(_with_registry(url, settings, args, work))
+
+    return run
+
+
+async def _with_registry(
+    url: str, settings: Settings, args: argparse.Namespace, work: Work
+) -> int:
+    redis = connect(url)
+    clock = make_clock(settings.clock.speed, settings.clock.origin)
+    try:
+        return await work(Registry(redis, Keys(settings.redis.prefix), clock), settings, args)
+    finally:
+        await redis.aclose()
+
+
+async def _import(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
+    importer = Importer(registry, Placer(registry, settings.registry.naming_rule))
+    files: list[Path] = args.files
+    try:
+        kinds = {f: args.type or detect_kind(f) for f in files}
+    except TableError as error:
+        out(f"导入失败：{error}")
+        return 1
+    failed = False
+    for path in sorted(files, key=lambda f: IMPORT_ORDER[kinds[f]]):
+        result = await importer.import_file(path, kinds[path])
+        out(result.report())
+        failed = failed or not result.ok
+    return 1 if failed else 0
+
+
+async def _sync(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
+    return await run_sync(registry, settings, owners=args.owner, restart=args.restart)
+
+
+async def _tree(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
+    node = await report.resolve(registry, args.node)
+    if node is None:
+        return 1
+    for line in await report.tree_lines(registry, node, args.depth):
+        out(line)
+    return 0
+
+
+async def _stats(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
+    node = await report.resolve(registry, args.node)
+    if node is None:
+        return 1
+    for line in await report.stats_lines(registry, node):
+        out(line)
+    return 0
+
+
+async def _who(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
+    node = await report.resolve(registry, args.node)
+    if node is None:
+        return 1
+    for line in await report.who_lines(registry, node):
+        out(line)
+    return 0
+
+
+async def _show(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
+    lines = await report.group_lines(registry, args.chat)
+    for line in lines:
+        out(line)
+    return 0 if len(lines) > 1 else 1
+
+
+async def _unplaced(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
+    found = await registry.unplaced()
+    out(f"无法定位的群：{len(found)} 个")
+    for group in found:
+        extra = f"（候选：{'、'.join(group.candidates)}）" if group.candidates else ""
+        out(f"  {group.chat_id}  {group.name}：{group.reason}{extra}")
+    return 0
+
+
+async def _staffing(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
+    node = await report.resolve(registry, args.node)
+    if node is None:
+        return 1
+    gaps = await staffing_gaps(registry, node.code)
+    out(f"{node.name}：{len(gaps)} 个网格配备不全")
+    for gap in gaps:
+        out(f"  {gap.grid}  {gap.describe()}")
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    try:
+        shares = parse_shares(args.shares)
+        city = generate_city(
+            seed=args.seed, shares=shares, total_groups=args.groups, residents=args.residents,
+            staffing_gaps=args.gaps, quota_partial=args.quota_partial,
+            quota_full=args.quota_full, counties=tuple(args.county),
+        )
+    except ValueError as error:
+        out(f"生成失败：{error}")
+        return 2
+    paths = city.write_csv(args.out)
+    out(f"已生成：{len(city.nodes)} 个节点、{len(city.people)} 名人员、{len(city.groups)} 个群、"
+        f"居民 {city.residents} 人，故意留下 {len(city.gaps)} 个配备缺口")
+    for path in paths:
+        out(f"  {path}")
+    out("导入：gridbot groups import " + " ".join(str(p) for p in paths))
+    return 0
+
+
+def parse_shares(text: str) -> dict[DeliveryKind, float]:
+    """"customer_group=0.9,appchat=0.06,webhook=0.04" → shares (must sum to 1)."""
+    shares: dict[DeliveryKind, float] = {}
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, value = part.partition("=")
+        try:
+            shares[DeliveryKind(name.strip())] = float(value)
+        except ValueError:
+            raise ValueError(f"占比「{part}」格式不正确，应如 appchat=0.06") from None
+    if abs(sum(shares.values()) - 1.0) > 1e-6 or any(v < 0 for v in shares.values()):
+        raise ValueError("各发送方式占比之和必须为 1")
+    return shares
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m bot.registry.cli …` (the same as `gridbot groups …`)."""
+    parser = argparse.ArgumentParser(prog="gridbot")
+    parser.add_argument("--settings", default=None)
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["groups", *(argv if argv is not None else sys.argv[1:])])
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

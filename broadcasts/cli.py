@@ -1,0 +1,189 @@
+"""`gridbot worker` and `gridbot broadcast …` (the same commands as in app chat).
+
+    gridbot worker [--concurrency N]
+    gridbot broadcast issue --as mj00001 "通知 紧急预警 范围：孝义市 内容：……"
+    gridbot broadcast confirm|approve|cancel|progress|ack --as mj00001 17
+    gridbot broadcast update|retract|solved --as mj00001 17 "内容"
+    gridbot broadcast report 17            # the full list of late / failed groups
+    gridbot broadcast apikey create --officer mj00001 [--label 指挥中心]
+
+Commands act as the officer named by --as: the CLI is for operators on the server, but every
+command is still checked against that officer's role and area and audited (source "cli").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+
+from bot.audit import AuditLog
+from bot.clock import make_clock
+from bot.keys import Keys
+from bot.log import setup_logging
+from bot.redis import connect
+from bot.registry.store import Registry
+from bot.settings import Settings, SettingsError, load_settings
+from bot.wecom.client import WeComClient
+from broadcasts.apikeys import ApiKeys
+from broadcasts.grammar import GrammarError, parse_follow_up, parse_notice
+from broadcasts.runtime import Runtime
+from broadcasts.service import BroadcastService, Reply
+from broadcasts.worker import Worker
+
+log = logging.getLogger("gridbot.worker")
+FOLLOW = {"update": "更新", "retract": "撤回", "solved": "已破案"}
+
+
+def register(subparsers: Any) -> None:
+    """Add `worker` and `broadcast`."""
+    worker = subparsers.add_parser("worker", help="运行通知发送工作进程（可多开）")
+    worker.add_argument("--concurrency", type=int, default=0, help="并发任务数（默认取配置）")
+    worker.add_argument("--name", default="", help="工作进程名（默认 主机-进程号）")
+    worker.set_defaults(func=run_worker)
+
+    bc = subparsers.add_parser("broadcast", help="警务通知：发布、确认、批准、进度、后续")
+    sub = bc.add_subparsers(dest="action", required=True, metavar="操作")
+    issue = sub.add_parser("issue", help="发布通知（与聊天中「通知 …」相同的写法）")
+    issue.add_argument("--as", dest="actor", required=True, help="以哪位民警的身份（userid）")
+    issue.add_argument("text", help="例如：通知 紧急预警 范围：孝义市 内容：……")
+    for name, help_ in (("confirm", "确认"), ("approve", "批准"), ("cancel", "取消"),
+                        ("progress", "查看进度"), ("ack", "已转达")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("--as", dest="actor", required=True)
+        p.add_argument("notice_id", type=int)
+    for name, word in FOLLOW.items():
+        p = sub.add_parser(name, help=f"{word}：发到原通知送达的群")
+        p.add_argument("--as", dest="actor", required=True)
+        p.add_argument("notice_id", type=int)
+        p.add_argument("text", nargs="?", default="")
+    report = sub.add_parser("report", help="打印未按时送达、失败、状态不明的完整名单")
+    report.add_argument("notice_id", type=int)
+    keys = sub.add_parser("apikey", help="HTTP 接口密钥（绑定一位民警）")
+    keys.add_argument("op", choices=["create", "list", "revoke"])
+    keys.add_argument("--officer", default="", help="绑定的民警 userid")
+    keys.add_argument("--label", default="", help="用途说明")
+    keys.add_argument("--key-id", default="", help="revoke：密钥编号（list 中显示）")
+    bc.set_defaults(func=run_broadcast)
+
+
+def run_worker(args: argparse.Namespace) -> int:
+    """Entry point of `gridbot worker`."""
+    settings = _settings(args)
+    setup_logging(settings.log.level)
+    asyncio.run(_work(settings, args.concurrency, args.name))
+    return 0
+
+
+async def _work(settings: Settings, concurrency: int, name: str) -> None:
+    async with runtime(settings) as rt:
+        worker = Worker(rt, name=name, concurrency=concurrency)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, worker.stop)
+        log.info("工作进程 %s 已启动（并发 %d）", worker.name, worker.concurrency)
+        await worker.run()
+        log.info("工作进程 %s 已停止（处理 %d 个任务）", worker.name, worker.processed)
+
+
+def run_broadcast(args: argparse.Namespace) -> int:
+    """Entry point of `gridbot broadcast …`."""
+    settings = _settings(args)
+    setup_logging("WARNING")
+    reply = asyncio.run(_broadcast(settings, args))
+    print(reply.text)
+    return 0 if reply.ok else 1
+
+
+async def _broadcast(settings: Settings, args: argparse.Namespace) -> Reply:
+    async with runtime(settings) as rt:
+        if args.action == "apikey":
+            return await _apikey(rt, args)
+        if args.action == "report":
+            return await _report(rt, args.notice_id)
+        from broadcasts.schedule import standalone_scheduling
+
+        with standalone_scheduling(settings, rt) as scheduling:
+            return await _command(BroadcastService(rt, scheduling), args, rt)
+
+
+async def _command(svc: BroadcastService, args: argparse.Namespace, rt: Runtime) -> Reply:
+    actor, source = args.actor, "cli"
+    try:
+        if args.action == "issue":
+            return await svc.issue(actor, parse_notice(args.text, rt.clock.now()), source=source)
+        if args.action in FOLLOW:
+            draft = parse_follow_up(FOLLOW[args.action], f"{args.notice_id} {args.text}")
+            return await svc.follow_up(actor, draft, source=source)
+    except GrammarError as error:
+        return Reply(False, str(error))
+    method = {"confirm": svc.confirm, "approve": svc.approve, "cancel": svc.cancel,
+              "progress": svc.progress, "ack": svc.acknowledge}[args.action]
+    return await method(actor, args.notice_id, source=source)
+
+
+async def _report(rt: Runtime, notice_id: int) -> Reply:
+    from broadcasts.progress import snapshot
+    from broadcasts.report import final_text, late_lines
+
+    snap = await snapshot(rt, notice_id)
+    if snap is None:
+        return Reply(False, f"找不到通知 #{notice_id}")
+    header, lines = await final_text(rt, snap)
+    late = snap.late()
+    lines += ["未按时送达："] + await late_lines(rt, snap, late) if late else []
+    return Reply(True, "\n".join([snap.text(), header, *lines]))
+
+
+async def _apikey(rt: Runtime, args: argparse.Namespace) -> Reply:
+    keys = ApiKeys(rt.redis, rt.keys, rt.clock)
+    if args.op == "create":
+        person = await rt.registry.person(args.officer)
+        if person is None or person.role.value != "officer":
+            return Reply(False, f"{args.officer} 不是登记的民警，不能绑定接口密钥")
+        key, key_id = await keys.create(args.officer, args.label)
+        await rt.audit.record("cli", "broadcast.apikey.create", "ok", target=args.officer,
+                              detail=f"{key_id} {args.label}", source="cli")
+        return Reply(True, f"密钥（只显示这一次，请妥善保存）：{key}\n编号：{key_id}")
+    if args.op == "revoke":
+        ok = await keys.revoke(args.key_id)
+        await rt.audit.record("cli", "broadcast.apikey.revoke", "ok" if ok else "error",
+                              target=args.key_id, source="cli")
+        return Reply(ok, "已吊销" if ok else "找不到该密钥编号")
+    rows = await keys.list(args.officer)
+    return Reply(True, "\n".join(f"{r['key_id']} {r['userid']} {r['label']}" for r in rows)
+                 or "没有密钥")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    settings = load_settings(args.settings)
+    if not settings.redis.url:
+        raise SettingsError("配置错误 redis.url: gridbot worker/broadcast 需要指向 gridbot serve "
+                            "所用的 Redis；请设置环境变量 GRIDBOT_REDIS__URL")
+    return settings
+
+
+@contextlib.asynccontextmanager
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """The services of a CLI or worker process."""
+    clock = make_clock(settings.clock.speed, settings.clock.origin)
+    keys = Keys(settings.redis.prefix)
+    redis = connect(settings.redis.url)
+    connector = aiohttp.TCPConnector(limit=settings.wecom.max_concurrency)
+    try:
+        await redis.ping()
+        async with aiohttp.ClientSession(connector=connector) as session:
+            wecom = WeComClient(session, settings.wecom, redis, keys, clock)
+            audit = AuditLog(redis, keys, clock,
+                             retention_days=settings.security.audit_retention_days)
+            yield Runtime.build(settings, redis, keys, clock, wecom,
+                                Registry(redis, keys, clock), audit)
+    finally:
+        await redis.aclose()
+

@@ -1,0 +1,119 @@
+"""`gridbot worker`: processes broadcast jobs; any number of them share the work.
+
+Each worker reads the shared stream through the consumer group, runs up to
+`broadcast.worker_concurrency` jobs at once, moves due delayed jobs into the stream, keeps a
+liveness key and its in-flight entries fresh, and takes over the entries of workers that
+stopped doing so (XAUTOCLAIM after `broadcast.claim_idle_seconds`, never below
+MIN_IDLE_REAL real seconds so that a sped-up clock does not turn a busy event loop into a
+"dead" worker). Nothing lives only in a worker's memory: killing one with SIGKILL loses no
+job, and the pair records keep any group from being sent twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+
+from broadcasts.engine import run_job
+from broadcasts.jobs_common import Result
+from broadcasts.queue import Entry
+from broadcasts.runtime import Runtime
+
+log = logging.getLogger("broadcasts.worker")
+
+MIN_IDLE_REAL = 2.0  # real seconds
+READ_BLOCK_MS = 50
+STOP_GRACE_REAL = 30.0
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+class Worker:
+    """One worker process's loop (also embeddable in `gridbot serve` or a test)."""
+
+    def __init__(self, rt: Runtime, *, name: str = "", concurrency: int = 0) -> None:
+        self.rt = rt
+        self.name = name or worker_name()
+        self.concurrency = concurrency or rt.config.worker_concurrency
+        idle = max(rt.clock.real(rt.config.claim_idle_seconds), MIN_IDLE_REAL)
+        self.idle_ms = int(idle * 1000)
+        self.alive_ms = int(idle * 800)
+        self.beat = idle / 5
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._stop = asyncio.Event()
+        self.processed = 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Work until stop(); then let in-flight jobs finish (bounded)."""
+        await self.rt.queue.ensure_group()
+        beat = asyncio.create_task(self._heartbeat(), name=f"beat-{self.name}")
+        try:
+            await self._loop()
+        finally:
+            await self._drain()
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            await self.rt.redis.delete(self.rt.keys.worker_alive(self.name))
+
+    async def _loop(self) -> None:
+        q, last_claim = self.rt.queue, 0.0
+        loop = asyncio.get_running_loop()
+        while not self._stop.is_set():
+            await q.move_due()
+            free = self.concurrency - len(self._inflight)
+            if free <= 0:
+                await asyncio.wait(list(self._inflight.values()), timeout=0.1,
+                                   return_when=asyncio.FIRST_COMPLETED)
+                continue
+            entries = await q.read(self.name, free, READ_BLOCK_MS)
+            if loop.time() - last_claim > self.beat * 2:
+                last_claim = loop.time()
+                taken = await q.take_over(self.name, self.idle_ms, free)
+                if taken:
+                    log.warning("took over %d idle jobs", len(taken))
+                    await self.rt.redis.hincrby(self.rt.keys.stats(), "taken_over", len(taken))
+                entries += taken
+            for entry in entries:
+                if entry.id not in self._inflight:
+                    self._inflight[entry.id] = asyncio.create_task(self._process(entry))
+
+    async def _process(self, entry: Entry) -> None:
+        try:
+            result = await run_job(self.rt, entry.job, self.name)
+        except Exception:
+            log.exception("job %s failed; retrying in 30 s", entry.job)
+            with contextlib.suppress(Exception):
+                await self.rt.queue.defer([entry.job], self.rt.clock.now() + 30)
+                await self.rt.queue.ack([entry.id])
+        else:
+            if result is Result.DONE:
+                await self.rt.queue.ack([entry.id])
+            self.processed += 1
+        finally:
+            self._inflight.pop(entry.id, None)
+
+    async def _heartbeat(self) -> None:
+        key = self.rt.keys.worker_alive(self.name)
+        while True:
+            try:
+                await self.rt.redis.set(key, "1", px=self.alive_ms)
+                await self.rt.queue.touch(self.name, list(self._inflight))
+            except Exception:
+                log.warning("heartbeat failed", exc_info=True)
+            await asyncio.sleep(self.beat)
+
+    async def _drain(self) -> None:
+        if self._inflight:
+            await asyncio.wait(list(self._inflight.values()), timeout=STOP_GRACE_REAL)
+        for task in self._inflight.values():
+            task.cancel()

@@ -1,0 +1,177 @@
+"""Streaming export of records for the station (CSV or XLSX), constant memory at any size.
+
+Records are read in index batches (ZRANGE by rank, pipelined HGETALL) and written row by
+row: csv.writer into the file, openpyxl's write_only workbook (rows go to a temp file as
+inline strings) with a new sheet every 1,048,575 rows. Only 民警 covering the node may export;
+the file carries full ID and phone numbers (or masked ones with `masked=True`). Every
+export and every refusal is one audit entry.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from openpyxl import Workbook
+
+from collect.crypto import FieldCryptoError
+from collect.deps import CollectDeps
+from collect.models import Record, RecordKind, ReviewState
+from collect.records import reveal
+from collect.replies import when
+
+Format = Literal["csv", "xlsx"]
+XLSX_MAX_ROWS = 1_048_575  # one header row per sheet
+BATCH = 2000
+_COMMON_HEAD = (("id", "编号"),)
+_COMMON_TAIL = (("status", "状态"), ("_state", "核查状态"), ("_note", "退回原因"),
+                ("_node", "所属节点"), ("address_id", "地址编号"), ("_created", "登记时间"),
+                ("_created_by", "登记人"), ("_updated", "更新时间"), ("_updated_by", "更新人"),
+                ("_source", "来源"))
+COLUMNS: dict[RecordKind, tuple[tuple[str, str], ...]] = {
+    RecordKind.PERSON: (("name", "姓名"), ("id_number", "公民身份号码"), ("sex", "性别"),
+                        ("birth_date", "出生日期"), ("phone", "联系电话"),
+                        ("population_type", "人口类型"), ("relation", "与户主关系"),
+                        ("relation_code", "与户主关系代码"), ("address_full", "现住地址")),
+    RecordKind.HOUSE: (("address_full", "房屋地址"), ("usage", "用途"), ("usage_code", "用途代码"),
+                       ("occupancy", "居住类型"), ("owner_name", "房主姓名"),
+                       ("owner_id", "房主公民身份号码"), ("owner_phone", "房主联系电话"),
+                       ("tenants", "承租人编号")),
+    RecordKind.UNIT: (("unit_name", "单位名称"), ("uscc", "统一社会信用代码"),
+                      ("unit_type", "单位类型"), ("legal_rep", "法定代表人"),
+                      ("legal_rep_phone", "联系电话"), ("staff_count", "从业人数"),
+                      ("address_full", "单位地址")),
+    RecordKind.ADDRESS: (("address_full", "标准地址"), ("street", "街路巷/小区"),
+                         ("door", "门牌号"), ("building", "楼栋"), ("unit", "单元"),
+                         ("floor", "层"), ("room", "户室")),
+}
+
+
+class ExportForbiddenError(Exception):
+    """The requester may not export this node; str(error) is the Chinese reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExportQuery:
+    node: str
+    kind: RecordKind
+    state: ReviewState | None = None
+    since: float | None = None
+    until: float | None = None
+    fmt: Format = "csv"
+    masked: bool = False
+
+
+class Sink(Protocol):
+    def row(self, values: Sequence[str]) -> None: ...
+    def close(self) -> None: ...
+
+
+class CsvSink:
+    def __init__(self, path: Path, header: Sequence[str]) -> None:
+        self._file = path.open("w", encoding="utf-8-sig", newline="")  # BOM: Excel reads UTF-8
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(header)
+
+    def row(self, values: Sequence[str]) -> None:
+        self._writer.writerow(values)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class XlsxSink:
+    def __init__(self, path: Path, header: Sequence[str]) -> None:
+        self._path, self._header = path, list(header)
+        self._book = Workbook(write_only=True)
+        self._rows = XLSX_MAX_ROWS
+        self._sheet: Any = None
+
+    def row(self, values: Sequence[str]) -> None:
+        if self._rows >= XLSX_MAX_ROWS:
+            count = len(self._book.worksheets) + 1
+            self._sheet = self._book.create_sheet(f"数据{count}")
+            self._sheet.append(self._header)
+            self._rows = 0
+        self._sheet.append(list(values))
+        self._rows += 1
+
+    def close(self) -> None:
+        if self._sheet is None:
+            self._book.create_sheet("数据1").append(self._header)
+        self._book.save(self._path)
+
+
+def safe_cell(value: str) -> str:
+    """Stop spreadsheet formula injection from collected free text (=cmd|' …)."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def columns(kind: RecordKind) -> tuple[tuple[str, str], ...]:
+    return (*_COMMON_HEAD, *COLUMNS[kind], *_COMMON_TAIL)
+
+
+def row_of(record: Record, plain: dict[str, str], cols: Sequence[tuple[str, str]]) -> list[str]:
+    meta = {"id": record.id, "_state": record.state.label, "_note": record.note,
+            "_node": record.node, "_created": when(record.created_at),
+            "_created_by": record.created_by, "_updated": when(record.updated_at),
+            "_updated_by": record.updated_by, "_source": record.source}
+    return [safe_cell(meta.get(name) or plain.get(name, "")) for name, _ in cols]
+
+
+async def export(deps: CollectDeps, userid: str, query: ExportQuery, out: Path,
+                 source: str = "cli") -> int:
+    """Write the matching records to `out`; returns the row count. Audited either way."""
+    detail = _describe(query)
+    denied = await deps.access.may_reveal(userid, query.node)
+    if denied:
+        await deps.record_audit(userid, "collect.export", "refused", target=query.node,
+                                detail=f"{detail}；{denied}", source=source)
+        raise ExportForbiddenError(denied)
+    try:
+        rows = await _write(deps, query, out)
+    except Exception as error:
+        await deps.record_audit(userid, "collect.export", "error", target=query.node,
+                                detail=f"{detail}；{type(error).__name__}", source=source)
+        raise
+    await deps.record_audit(userid, "collect.export", "ok", target=query.node,
+                            detail=f"{detail}；{rows} 行；{out.name}", source=source)
+    return rows
+
+
+async def _write(deps: CollectDeps, query: ExportQuery, out: Path) -> int:
+    cols = columns(query.kind)
+    header = [label for _, label in cols]
+    sink: Sink = XlsxSink(out, header) if query.fmt == "xlsx" else CsvSink(out, header)
+    rows = 0
+    try:
+        async for batch in deps.store.scan(query.node, query.kind, state=query.state,
+                                           since=query.since, until=query.until, batch=BATCH):
+            for record in batch:
+                sink.row(row_of(record, _values(deps, record, query.masked), cols))
+                rows += 1
+    finally:
+        sink.close()
+    return rows
+
+
+def _values(deps: CollectDeps, record: Record, masked: bool) -> dict[str, str]:
+    if masked:
+        return {**record.fields, **record.masked}
+    try:
+        return reveal(record, deps.cipher)
+    except FieldCryptoError:
+        # a value sealed under a retired key: export what can be shown, flag the rest
+        return {**record.fields, **dict.fromkeys(record.sealed, "（无法解密）")}
+
+
+def _describe(query: ExportQuery) -> str:
+    parts = [f"类型 {query.kind.label}", f"格式 {query.fmt}"]
+    parts += [f"状态 {query.state.label}"] if query.state else []
+    parts += [f"自 {when(query.since)}"] if query.since else []
+    parts += [f"至 {when(query.until)}"] if query.until else []
+    parts += ["脱敏"] if query.masked else []
+    return "，".join(parts)

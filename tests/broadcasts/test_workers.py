@@ -1,0 +1,80 @@
+"""Several `gridbot worker` processes share a broadcast; one is SIGKILLed mid-broadcast while
+5 % of WeCom calls fail transiently: every group still gets the notice exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from bot.registry.models import DeliveryKind
+from bot.wecom.simulator import FaultConfig, OwnerProfile
+from broadcasts.content import has_marker
+from broadcasts.models import PairState
+from broadcasts.queue import GROUP
+from tests.broadcasts.conftest import COUNTY_OFFICER, Env, gridbot
+from tests.broadcasts.test_engine import issue
+
+MakeEnv = Callable[..., Awaitable[Env]]
+# 离石区 with 400 groups: 360 customer groups, 24 appchats, 16 robots
+MID = {"seed": 7, "counties": ("141102",), "total_groups": 400, "residents": 32_000}
+
+
+async def test_sigkilled_worker_loses_nothing_and_sends_nothing_twice(make_env: MakeEnv) -> None:
+    env = await make_env(speed=20, city=MID, profile=OwnerProfile.always((60.0, 120.0)),
+                         env={"GRIDBOT_BROADCAST__CLAIM_IDLE_SECONDS": "5"})
+    env.sim.set_faults(FaultConfig(rate=0.05, weights={"-1": 1.0, "5xx": 1.0}))
+    nid = await issue(env, "通知 紧急预警 范围：离石区 内容：今晚有大风，请关好门窗")
+    environ = env.subprocess_env()
+    with gridbot(["worker", "--name", "w1"], environ) as w1, \
+            gridbot(["worker", "--name", "w2"], environ), \
+            gridbot(["worker", "--name", "w3"], environ):
+        async def alive() -> bool:
+            return all([await env.redis.exists(env.rt.keys.worker_alive(w))
+                        for w in ("w1", "w2", "w3")])
+        await env.wait(alive, 30, "three workers running")
+        assert (await env.service.confirm(COUNTY_OFFICER, nid)).ok
+        total = len(env.city.groups)
+
+        async def underway() -> bool:
+            counts = await env.rt.state.counts(nid)
+            held = await env.redis.xpending_range(env.rt.keys.stream(), GROUP, "-", "+", 1,
+                                                  consumername="w1")
+            return total - counts.get(PairState.PLANNED, 0) >= total * 0.4 and bool(held)
+        await env.wait(underway, 20, "40 % under way, w1 holding jobs")
+        w1.send_signal(signal.SIGKILL)
+        w1.wait()
+        await env.settled(nid, 90)
+        dead = await env.redis.xpending_range(env.rt.keys.stream(), GROUP, "-", "+", 100,
+                                              consumername="w1")
+        assert dead == []  # its unacknowledged jobs were taken over
+        stats = await env.redis.hgetall(env.rt.keys.stats())
+        print("fleet:", stats)
+        assert int(stats.get("taken_over", 0)) >= 1  # the kill hit w1 with jobs in hand
+
+    pairs = await env.rt.state.pairs(nid)
+    states = Counter(r.state for r in pairs.values())
+    spent = {c for c, v in env.city.quota_used.items() if v >= 31}
+    uncertain = {c for c, r in pairs.items() if r.state is PairState.UNCERTAIN}
+    print("states:", dict(states), "faults:", env.sim.records.fault_counts)
+    assert env.sim.records.fault_counts  # faults were injected
+    for g in env.city.groups:
+        got = [d for d in env.sim.deliveries_to(g.chat_id) if has_marker(d.content, nid)]
+        if g.chat_id in spent:
+            assert got == []
+        elif g.chat_id in uncertain:
+            assert len(got) <= 1  # never resent
+        else:
+            assert len(got) == 1, (g.chat_id, g.kind, pairs[g.chat_id], len(got))
+    tasks = Counter(t.sender for t in env.sim.tasks() if has_marker(t.text, nid))
+    assert set(tasks.values()) == {1}  # one task per owner, even if its creator was killed
+    owners = {g.owner for g in env.city.groups
+              if g.kind is DeliveryKind.CUSTOMER_GROUP and g.chat_id not in spent}
+    assert set(tasks) == owners
+    assert states[PairState.DELIVERED] == total - len(spent) - len(uncertain)
+    if uncertain:  # reported to the officer by name
+        report = "\n".join(d.content for d in env.sim.app_messages_to(COUNTY_OFFICER))
+        assert "状态不明" in report
+        names = {g.chat_id: g.name for g in env.city.groups}
+        assert all(names[c] in report for c in uncertain)
