@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import redis.asyncio as aioredis
 
@@ -30,6 +30,13 @@ class AuditEntry:
     target: str
     detail: str
     source: str
+
+
+def _entry(entry_id: str, f: dict[str, str]) -> AuditEntry:
+    return AuditEntry(
+        entry_id, float(f.get("at", 0)), f.get("actor", ""), f.get("action", ""),
+        f.get("outcome", ""), f.get("target", ""), f.get("detail", ""), f.get("source", ""),
+    )
 
 
 class AuditLog:
@@ -59,20 +66,19 @@ class AuditLog:
         }
         # stream ids come from Redis' wall clock, so trim by real time even when simulated
         min_id = max(0, int(time.time() * 1000) - self._retention_ms)
-        entry_id: str = await self._redis.xadd(
+        entry_id = await self._redis.xadd(
             self._key, fields, minid=str(min_id), approximate=True  # type: ignore[arg-type]
         )
-        return entry_id
+        return str(entry_id)
 
-    async def entries(self, *, actor: str = "", action: str = "", count: int = 10_000) -> list[AuditEntry]:
+    async def entries(
+        self, *, actor: str = "", action: str = "", count: int = 10_000
+    ) -> list[AuditEntry]:
         """Most recent entries first, optionally filtered by actor and/or action."""
-        rows = await self._redis.xrevrange(self._key, count=count)
+        rows: Any = await self._redis.xrevrange(self._key, count=count)  # str pairs (decoded)
         out = []
         for entry_id, f in rows:
             if (actor and f.get("actor") != actor) or (action and f.get("action") != action):
                 continue
-            out.append(AuditEntry(
-                entry_id, float(f.get("at", 0)), f.get("actor", ""), f.get("action", ""),
-                f.get("outcome", ""), f.get("target", ""), f.get("detail", ""), f.get("source", ""),
-            ))
+            out.append(_entry(entry_id, f))
         return out

@@ -93,7 +93,8 @@ class ExternalContactChange(Event):
 
     @property
     def dedupe_key(self) -> str:
-        return f"{self.kind}:{self.sender}:{self.create_time}:{self.change_type}:{self.external_user_id}"
+        parts = (self.kind, self.sender, self.create_time, self.change_type, self.external_user_id)
+        return ":".join(map(str, parts))
 
 
 @dataclass(frozen=True, slots=True)

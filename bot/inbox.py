@@ -1,7 +1,8 @@
 """Durable intake of callbacks, and the consumer group that hands them to the handlers.
 
 Intake (`Inbox.put`) is one Lua script, one round trip: `SET seen-key NX PX ttl` and, only if
-the key is new, `XADD` the event to the inbox stream. WeCom re-delivers a callback it did not
+the key is new, `XADD` the event to the inbox stream (concurrent puts share pipelined round
+trips, bot.batching). WeCom re-delivers a callback it did not
 see acknowledged within 5 s (3 tries, wecom.md §3.1), so the dedupe key (MsgId, or sender +
 time + event for events) makes every re-delivery a no-op, across restarts and processes.
 
@@ -26,13 +27,14 @@ import secrets
 import socket
 import time
 import traceback
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from bot.batching import ScriptBatcher
 from bot.clock import Clock
 from bot.context import Context
 from bot.events import Event, event_from_json
@@ -48,6 +50,7 @@ STREAM_MAXLEN = 100_000  # approximate cap; far above any realistic backlog of c
 READ_BLOCK_MS = 1000
 READ_COUNT = 64
 IDLE_CONSUMER_PRUNE_MS = 3_600_000
+PRUNE_EVERY_SECONDS = 300.0
 
 _PUT = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
@@ -74,15 +77,13 @@ class Inbox:
                  settings: CallbackSettings) -> None:
         self._keys = keys
         self._ttl_ms = clock.real_ms(settings.dedupe_ttl)
-        self._put = redis.register_script(_PUT)
+        self._put = ScriptBatcher(redis, _PUT)  # concurrent callbacks share round trips
 
     async def put(self, event: Event) -> str | None:
         """The new stream id, or None when this event was already received (a re-delivery)."""
         key = event.dedupe_key
-        entry = await self._put(
-            keys=[self._keys.dedupe(key), self._keys.inbox()],
-            args=[self._ttl_ms, key, event.to_json(), STREAM_MAXLEN],
-        )
+        entry = await self._put([self._keys.dedupe(key), self._keys.inbox()],
+                                [self._ttl_ms, key, event.to_json(), STREAM_MAXLEN])
         return str(entry) if entry else None
 
 
@@ -123,7 +124,8 @@ class InboxConsumer:
         self._make_context = make_context
         self._ttl_ms = clock.real_ms(settings.dedupe_ttl)
         self._idle_ms = clock.real_ms(settings.claim_idle_seconds)
-        self._slots = asyncio.Semaphore(settings.handler_concurrency)
+        self._capacity = settings.handler_concurrency
+        self._next_prune = 0.0
         self._finish = redis.register_script(_FINISH)
         self._senders = _KeyedLocks()
         self._inflight: dict[str, asyncio.Task[None]] = {}
@@ -140,21 +142,9 @@ class InboxConsumer:
         self._loop = asyncio.create_task(self.run(), name=f"inbox-consumer {self.name}")
 
     async def run(self) -> None:
-        """Consume until stop(); Redis errors are logged and retried, never fatal."""
-        next_claim = 0.0
-        while not self._stopping.is_set():
-            try:
-                if time.monotonic() >= next_claim:
-                    await self.ensure_group()  # cheap; recreates a stream deleted under us
-                    await self._claim_cycle()
-                    next_claim = time.monotonic() + self._idle_ms / 3000
-                await self._read_new()
-            except RedisError as error:
-                if "NOGROUP" in str(error):
-                    next_claim = 0.0
-                    continue
-                log.warning("收件箱读取失败，稍后重试: %s", type(error).__name__)
-                await asyncio.sleep(1.0)
+        """Consume until stop(): a reader and a keeper (heartbeat, take-over) side by side."""
+        await self._guarded(self.ensure_group)
+        await asyncio.gather(self._read_loop(), self._keep_loop())
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop reading, let in-flight handlers finish for up to `timeout` real seconds.
@@ -177,27 +167,61 @@ class InboxConsumer:
         while self._inflight and time.monotonic() < deadline:
             await asyncio.wait(list(self._inflight.values()), timeout=0.05)
 
+    async def _read_loop(self) -> None:
+        while not self._stopping.is_set():
+            if self._room() <= 0:  # every slot busy: back-pressure, the keeper keeps beating
+                await asyncio.sleep(0.05)
+                continue
+            await self._guarded(self._read_new)
+
+    async def _keep_loop(self) -> None:
+        interval = max(0.05, self._idle_ms / 3000)  # heartbeat well within claim_idle
+        while not self._stopping.is_set():
+            await self._guarded(self._keep)
+            await asyncio.sleep(interval)
+
+    async def _guarded(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run one step; Redis errors are logged and retried, never fatal."""
+        try:
+            await step()
+        except RedisError as error:
+            if "NOGROUP" in str(error):  # the stream was deleted (FLUSHDB, manual cleanup)
+                await self.ensure_group()
+                return
+            log.warning("收件箱读写失败，稍后重试: %s", type(error).__name__)
+            await asyncio.sleep(1.0)
+
+    def _room(self) -> int:
+        return self._capacity - len(self._inflight)
+
     async def _read_new(self) -> None:
-        reply: Any = await self._redis.xreadgroup(GROUP, self.name, {self._keys.inbox(): ">"},
-                                             count=READ_COUNT, block=READ_BLOCK_MS)
+        reply: Any = await self._redis.xreadgroup(
+            GROUP, self.name, {self._keys.inbox(): ">"}, count=min(READ_COUNT, self._room()),
+            block=READ_BLOCK_MS)
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
-                await self._start(str(entry_id), fields)
+                self._start(str(entry_id), fields)
 
-    async def _claim_cycle(self) -> None:
+    async def _keep(self) -> None:
         await self._heartbeat()
+        await self._take_over()
+        if time.monotonic() >= self._next_prune:
+            await self._prune_consumers()
+            self._next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+
+    async def _take_over(self) -> None:
+        """XAUTOCLAIM entries idle longer than claim_idle_seconds (their consumer died)."""
         start = "0-0"
-        while True:
+        while self._room() > 0:
             reply: Any = await self._redis.xautoclaim(
                 self._keys.inbox(), GROUP, self.name, self._idle_ms, start_id=start,
-                count=READ_COUNT)
+                count=min(READ_COUNT, self._room()))
             start, entries = str(reply[0]), reply[1]
             for entry_id, fields in entries:
                 log.info("接管超时未确认的消息 %s", entry_id)
-                await self._start(str(entry_id), fields)
+                self._start(str(entry_id), fields)
             if start == "0-0" or not entries:
-                break
-        await self._prune_consumers()
+                return
 
     async def _heartbeat(self) -> None:
         """Reset the idle time of our in-flight entries so nobody takes them over."""
@@ -212,17 +236,12 @@ class InboxConsumer:
                     and int(consumer["idle"]) > IDLE_CONSUMER_PRUNE_MS):
                 await self._redis.xgroup_delconsumer(self._keys.inbox(), GROUP, consumer["name"])
 
-    async def _start(self, entry_id: str, fields: dict[str, str] | None) -> None:
+    def _start(self, entry_id: str, fields: dict[str, str] | None) -> None:
         if entry_id in self._inflight:
             return
-        await self._slots.acquire()  # back-pressure: stop reading while all slots are busy
         task = asyncio.create_task(self._process(entry_id, fields or {}))
-        self._inflight[entry_id] = task
-        task.add_done_callback(lambda _t: self._done(entry_id))
-
-    def _done(self, entry_id: str) -> None:
-        self._inflight.pop(entry_id, None)
-        self._slots.release()
+        self._inflight[entry_id] = task  # heart-beaten from now on
+        task.add_done_callback(lambda _t: self._inflight.pop(entry_id, None))
 
     async def _process(self, entry_id: str, fields: dict[str, str]) -> None:
         try:

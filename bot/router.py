@@ -30,7 +30,7 @@ class Route(Generic[EventT]):
         return isinstance(event, self.event_type) and all(f(event) for f in self.filters)
 
 
-class SkipHandler(Exception):  # noqa: N818 - a control-flow signal, like aiogram's
+class SkipHandler(Exception):
     """Raised by a handler that matched but declines the event: dispatch tries the next route."""
 
 

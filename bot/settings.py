@@ -78,7 +78,8 @@ class CallbackSettings(BaseModel):
     timestamp_window: int = Field(300, ge=10, le=86400)
     max_body_bytes: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
     dedupe_ttl: int = Field(7 * 86400, ge=60)
-    claim_idle_seconds: float = Field(15.0, gt=0)  # pending inbox entries older than this are taken over
+    # pending inbox entries idle longer than this belong to a dead process and are taken over
+    claim_idle_seconds: float = Field(15.0, gt=0)
     handler_concurrency: int = Field(32, ge=1, le=1024)
 
 
@@ -111,7 +112,7 @@ class BroadcastSettings(BaseModel):
     escalate_officer_after_seconds: int = Field(240, ge=0)
     escalate_supervisor_after_seconds: int = Field(420, ge=0)
     poll_interval_seconds: float = Field(20.0, gt=0)
-    poll_budget_share: float = Field(0.4, gt=0, le=1)  # share of a minute's API ceiling for polling
+    poll_budget_share: float = Field(0.4, gt=0, le=1)  # share of an API's minute ceiling
     worker_concurrency: int = Field(48, ge=1, le=1024)
     claim_idle_seconds: float = Field(5.0, gt=0)  # a dead worker's jobs are taken over after this
     ceilings: CeilingSettings = Field(default_factory=CeilingSettings)
@@ -205,7 +206,8 @@ def _describe(error: ValidationError) -> str:
     else:
         reason = str(first["msg"]).removeprefix("Value error, ")
     more = f"（另有 {error.error_count() - 1} 处错误）" if error.error_count() > 1 else ""
-    return f"配置错误 {key}: {reason}；请在 settings.toml 中设置或使用环境变量 {_env_name(loc)}{more}"
+    where = f"请在 settings.toml 中设置或使用环境变量 {_env_name(loc)}"
+    return f"配置错误 {key}: {reason}；{where}{more}"
 
 
 def load_settings(

@@ -149,8 +149,11 @@ class Forecast:
     def text(self) -> str:
         """The multi-line preview text."""
         d = self.demand
+        spent = f"（另有 {len(self.quota_exhausted)} 个群本月群发次数已用完）" if self.quota_exhausted \
+            else ""
         lines = [
-            f"目标 {d.total} 个群：客户群 {d.customer_groups}（群主 {d.owners} 人）、"
+            f"目标 {d.total + len(self.quota_exhausted)} 个群{spent}：客户群 {d.customer_groups}"
+            f"（群主 {d.owners} 人）、"
             f"应用群聊 {d.appchat_groups}（{d.appchat_person_times} 人次）、群机器人 {d.webhook_groups}",
             f"机器发送预计 {fmt_duration(self.floor.seconds)} 内完成"
             + (f"（受限于{self.floor.binding}）" if self.floor.binding else ""),

@@ -60,14 +60,14 @@ class CollectService:
 
     async def where(self, actor: Actor, values: Mapping[str, str]) -> Resolved | Issue | None:
         """The registry node and elements of the submitted address (None: no address given)."""
-        text = values.get("address", "").strip()
-        if not text:
+        typed = values.get("address", "").strip()
+        if not typed:
             return None
         hint = values.get("node", "").strip()
         if actor.is_resident and not hint:
             hint = actor.node
         scope = await self.deps.access.scope(actor)
-        where = await resolve_address(self.deps.registry, text, hint=hint, scope=scope)
+        where = await resolve_address(self.deps.registry, typed, hint=hint, scope=scope)
         return await self._settle(where) if isinstance(where, Resolved) else where
 
     async def _settle(self, where: Resolved) -> Resolved | Issue:

@@ -59,11 +59,12 @@ router.describe("查询 编号或身份证号：查看辖区内记录（留痕�
 router.describe("发起采集 节点 [截止 2026-12-31]；采集进度 C编号", Role.OFFICER.value)
 
 
-def _deps(ctx: Context) -> CollectDeps | None:
+def _deps(ctx: Context, *, quiet: bool = False) -> CollectDeps | None:
     try:
         return CollectDeps.from_context(ctx)
     except SettingsError as error:
-        log.error("collect: %s", error)
+        if not quiet:  # the catch-all route sees every message: one complaint per command
+            log.error("collect: %s", error)
         return None
 
 
@@ -155,7 +156,7 @@ async def handle_confirm(event: TextMessage, ctx: Context) -> None:
 @router.message()
 async def handle_session_reply(event: TextMessage, ctx: Context) -> None:
     """A worker's answer inside a guided flow, or 取消 of a held submission; else skip."""
-    deps = _deps(ctx)
+    deps = _deps(ctx, quiet=True)
     if deps is None or event.text.lower() in PASS_THROUGH:
         raise SkipHandler
     reply = await GuidedFlow(deps).answer(event.sender, event.text, _source(ctx))

@@ -13,7 +13,7 @@ from bot.audit import Outcome
 from bot.context import Context
 from bot.events import ExternalChatChange, TextMessage
 from bot.filters import Command
-from bot.registry.models import Group, GroupState, Node
+from bot.registry.models import Group, GroupState, Node, Role
 from bot.registry.placement import Placer
 from bot.registry.sync import Applied, apply_chat_info
 from bot.router import Router
@@ -29,7 +29,8 @@ USAGE = (
     "例如：绑定 wrOgQhDgAA1234 孝义市/新义街道/东关社区/3号楼"
 )
 IGNORED_DETAILS = frozenset({"change_notice"})
-router.describe("绑定 <群ID或群名> <节点路径或编码> — 把居民群挂到您负责的网格/楼栋")
+router.describe("绑定 <群ID或群名> <节点路径或编码>：把居民群挂到您负责的网格或楼栋",
+                *(role.value for role in Role))  # any staff; coverage is checked per node
 
 
 @router.chat_change()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import csv
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from bot.registry.models import DeliveryKind, Group, Level, Node, Person, Role
 
@@ -63,6 +64,9 @@ class City:
         return (g.chat_id, g.name, g.kind.value, g.node, g.owner, g.member_count, g.webhook_key,
                 ";".join(g.tags), self.quota_used.get(g.chat_id, 0))
 
+    def load_into_simulator(self, sim: Simulator) -> None:
+        load_into_simulator(self, sim)
+
     @classmethod
     def read_csv(cls, path: Path | str) -> City:
         """The city written by write_csv (the importer is the validating reader)."""
@@ -73,6 +77,36 @@ class City:
         quota = {r["chat_id"]: int(r.get("quota_used") or 0) for r in rows}
         return cls(nodes, people=people, groups=[_group(r) for r in rows],
                    quota_used={k: v for k, v in quota.items() if v})
+
+
+class Simulator(Protocol):
+    """The parts of bot.wecom.simulator.WeComSimulator the city is loaded through."""
+
+    def load_directory(
+        self, users: Mapping[str, str], escalation: Mapping[str, Sequence[str]] | None = None
+    ) -> None: ...
+
+    def add_customer_group(
+        self, chat_id: str, name: str, owner: str, member_count: int, quota_used: int = 0
+    ) -> None: ...
+
+    def add_appchat(self, chat_id: str, name: str, members: Sequence[str]) -> None: ...
+
+    def add_robot(self, key: str, chat_id: str) -> None: ...
+
+
+def load_into_simulator(city: City, sim: Simulator) -> None:
+    """Give the simulator the city's directory, escalation and every group."""
+    sim.load_directory(city.users(), city.escalation())
+    for g in city.groups:
+        if g.kind is DeliveryKind.CUSTOMER_GROUP:
+            sim.add_customer_group(g.chat_id, g.name, g.owner, g.member_count,
+                                   city.quota_used.get(g.chat_id, 0))
+        elif g.kind is DeliveryKind.APPCHAT:
+            members = [g.owner, *(f"{g.chat_id}.{i}" for i in range(1, g.member_count))]
+            sim.add_appchat(g.chat_id, g.name, members)
+        else:
+            sim.add_robot(g.webhook_key, g.chat_id)
 
 
 def city_files(path: Path) -> tuple[Path, Path, Path]:

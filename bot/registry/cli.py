@@ -13,6 +13,8 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
+from tqdm import tqdm
+
 from bot.clock import make_clock
 from bot.keys import Keys
 from bot.redis import connect, redis_url_for
@@ -101,7 +103,6 @@ async def _with_registry(
 
 
 async def _import(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
-    importer = Importer(registry, Placer(registry, settings.registry.naming_rule))
     files: list[Path] = args.files
     try:
         kinds = {f: args.type or detect_kind(f) for f in files}
@@ -110,7 +111,10 @@ async def _import(registry: Registry, settings: Settings, args: argparse.Namespa
         return 1
     failed = False
     for path in sorted(files, key=lambda f: IMPORT_ORDER[kinds[f]]):
-        result = await importer.import_file(path, kinds[path])
+        with tqdm(desc=f"导入 {path.name}", unit="行", file=sys.stderr, leave=False) as bar:
+            importer = Importer(registry, Placer(registry, settings.registry.naming_rule),
+                                progress=bar.update)
+            result = await importer.import_file(path, kinds[path])
         out(result.report())
         failed = failed or not result.ok
     return 1 if failed else 0

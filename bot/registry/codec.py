@@ -18,7 +18,7 @@ from typing import Any
 
 from bot.registry.models import DeliveryKind, Group, GroupState, Node, Person
 
-US, RS, ROW = "\x1f", "\x1e", "\n"
+US, RS, GS, ROW = "\x1f", "\x1e", "\x1d", "\n"
 GROUP_FIELDS = ("chat_id", "name", "kind", "node", "owner", "member_count", "state",
                 "webhook_key", "tags", "dismissed_at", "updated_at")
 _KINDS = {kind.value: kind for kind in DeliveryKind}

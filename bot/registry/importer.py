@@ -8,7 +8,7 @@ Importing the same file twice changes nothing. The kind of file is told by its c
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar
@@ -32,6 +32,7 @@ from bot.registry.tabular import Table, TableError, read_table
 T = TypeVar("T")
 FileKind = Literal["groups", "nodes", "people"]
 IMPORT_ACTOR = "import"
+WRITE_BATCH = 500
 COLUMNS: dict[FileKind, Mapping[str, Sequence[str]]] = {
     "groups": GROUP_COLUMNS, "nodes": NODE_COLUMNS, "people": PEOPLE_COLUMNS,
 }
@@ -96,10 +97,25 @@ class _Batch:
 class Importer:
     """Validates and writes files into one registry."""
 
-    def __init__(self, registry: Registry, placer: Placer, *, source: str = "") -> None:
+    def __init__(
+        self, registry: Registry, placer: Placer, *, source: str = "",
+        progress: Callable[[int], None] | None = None,
+    ) -> None:
         self.registry = registry
         self.placer = placer
         self.source = source
+        self.progress = progress  # called with the number of rows each batch wrote
+
+    async def _batched(self, write: Callable[[list[T]], Awaitable[list[bool]]],
+                       items: list[T]) -> int:
+        """Write `items` in batches (one pipeline each); the number that changed."""
+        changed = 0
+        for start in range(0, len(items), WRITE_BATCH):
+            chunk = items[start:start + WRITE_BATCH]
+            changed += sum(await write(chunk))
+            if self.progress:
+                self.progress(len(chunk))
+        return changed
 
     async def import_file(self, path: Path, kind: FileKind | None = None) -> ImportResult:
         try:
@@ -190,9 +206,9 @@ class Importer:
     async def _write(self, batch: _Batch, kind: FileKind, *, source: str) -> tuple[int, int]:
         if kind == "nodes":
             ordered = sorted(batch.nodes, key=lambda n: (LEVEL_ORDER.index(n.level), n.code))
-            return sum(await self.registry.upsert_nodes(ordered)), 0
+            return await self._batched(self.registry.upsert_nodes, ordered), 0
         if kind == "people":
-            return sum(await self.registry.upsert_people(batch.people)), 0
+            return await self._batched(self.registry.upsert_people, batch.people), 0
         return await self._write_groups(batch, source)
 
     async def _write_groups(self, batch: _Batch, source: str) -> tuple[int, int]:
@@ -209,13 +225,17 @@ class Importer:
                 group = replace(group, node=placement.node or (old.node if old else ""))
                 reasons[group.chat_id] = (placement.reason, placement.candidates)
             groups.append(group)
-        changed = await self.registry.upsert_groups(
-            groups, actor=IMPORT_ACTOR, source=source, reasons=reasons
-        )
+
+        async def write(chunk: list[Group]) -> list[bool]:
+            return await self.registry.upsert_groups(
+                chunk, actor=IMPORT_ACTOR, source=source, reasons=reasons
+            )
+
+        changed = await self._batched(write, groups)
         explicit = {g.chat_id: g.name for g in groups if g.chat_id in batch.explicit}
         await self.registry.set_bindings(explicit)
         unplaced = sum(1 for g in groups if not g.node)
-        return sum(changed), unplaced
+        return changed, unplaced
 
 
 _DETECT_ORDER: tuple[FileKind, ...] = ("groups", "people", "nodes")

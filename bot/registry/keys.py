@@ -44,17 +44,20 @@ class RegistryKeys:
     def groups(self) -> str:  # hash chat_id -> canonical Group JSON, updated_at last
         return self._k("groups")
 
-    def group_meta(self) -> str:  # hash chat_id -> "anc1,anc2,…": the codes it is indexed under
+    def group_meta(self) -> str:  # hash chat_id -> "pack index|anc1,anc2,…" (where indexed)
         return self._k("gmeta")
 
     def group_names(self) -> str:  # hash group name -> space separated chat ids
         return self._k("gname")
 
-    def under(self, code: str) -> str:  # hash chat_id -> kind: active groups at or below code
-        return self._k("under", code)
+    # A "pack" holds the rows of the groups (active; "g"-prefixed: dismissed) whose deepest
+    # 市/县区/乡镇/村社区 is its node, joined by newlines; `packs:<code>` refcounts the packs
+    # at or below a node. A whole city is then read as ~3,000 strings, not 100,000.
+    def pack(self, node: str, *, dismissed: bool = False) -> str:
+        return self._k("gpack" if dismissed else "pack", node)
 
-    def gone(self, code: str) -> str:  # hash chat_id -> kind: dismissed groups at or below code
-        return self._k("gone", code)
+    def packs(self, code: str, *, dismissed: bool = False) -> str:  # hash pack node -> rows
+        return self._k("gpacks" if dismissed else "packs", code)
 
     def counts(self, code: str) -> str:  # hash kind -> groups, "m:"+kind -> members
         return self._k("count", code)

@@ -7,18 +7,28 @@ one slot (see keys.py). KEYS[1] is the main hash, declared so a cluster client r
 
 from __future__ import annotations
 
-# Walks parent pointers; returns codes root first, or nil for an unknown node or a cycle.
-_ANCESTORS = """
+# Walks parent pointers. Returns the codes root first and the index of the group's "pack
+# node" among them (the deepest 市/县区/乡镇/村社区 on the path), or nil for an unknown node
+# or a cycle.
+_ANCESTORS = r"""
+local PACK_LEVELS = {city = true, county = true, township = true, village = true}
 local function ancestors(P, code)
-  local out, cur = {}, code
+  local out, levels, cur = {}, {}, code
   for _ = 1, 32 do
-    if cur == '' then return out end
+    if cur == '' then break end
     local raw = redis.call('HGET', P .. 'nodes', cur)
     if not raw then return nil end
+    local node = cjson.decode(raw)
     table.insert(out, 1, cur)
-    cur = cjson.decode(raw)['parent']
+    table.insert(levels, 1, node['level'])
+    cur = node['parent']
   end
-  return nil
+  if cur ~= '' then return nil end
+  local pack = #out
+  for i = #levels, 1, -1 do
+    if PACK_LEVELS[levels[i]] then pack = i; break end
+  end
+  return out, pack
 end
 """
 
@@ -66,8 +76,12 @@ return 1
 
 # ARGV: prefix, chat_id, content row (codec.py, without updated_at), kind, node, state, name,
 #       members, now, actor, source, unplaced reason json, mode (any|absent|match), expected
-#       stored row, the record as JSON (for a "created" history entry).
+#       stored row.
 # The stored row is the content plus US and `now`; comparisons strip that last field again.
+# Indexes kept here (keys.py): the row also sits in its pack (`pack:`/`gpack:` + pack node,
+# rows joined by newlines), every ancestor of the pack node refcounts it in `packs:`/`gpacks:`,
+# every ancestor of the group counts it per kind in `count:`, and `gmeta` remembers where it
+# was indexed ("pack index|codes") so the next write can undo exactly that.
 # Returns {status, what}: status 0 unchanged, 1 written, -1 unknown node, -2 conflict (the
 # record is not what the caller read). `what` names the history entry written ('' for none).
 UPSERT_GROUP = _ANCESTORS + r"""
@@ -79,9 +93,9 @@ local kind, node, state, name = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local members = tonumber(ARGV[8])
 local now, actor, source, reason, mode = ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13]
 
-local function split(row)
+local function split(row, sep)
   local t = {}
-  for f in string.gmatch(row .. '\31', '([^\31]*)\31') do t[#t + 1] = f end
+  for f in string.gmatch(row .. sep, '([^' .. sep .. ']*)' .. sep) do t[#t + 1] = f end
   return t
 end
 
@@ -90,16 +104,16 @@ if mode == 'match' and old ~= ARGV[14] then return {-2, ''} end
 if mode == 'absent' and old then return {-2, ''} end
 local oldcontent = old and string.match(old, '^(.*)\31[^\31]*$')
 
-local anc = {}
+local anc, packidx = {}, 0
 if node ~= '' then
-  anc = ancestors(P, node)
+  anc, packidx = ancestors(P, node)
   if not anc then return {-1, ''} end
 end
-local ancstr = table.concat(anc, ',')
-local oldanc = redis.call('HGET', P .. 'gmeta', id) or ''
+local meta = packidx .. '|' .. table.concat(anc, ',')
+local oldmeta = redis.call('HGET', P .. 'gmeta', id) or '0|'
 local unplaced = state == 'active' and node == ''
 
-if oldcontent == content and oldanc == ancstr then
+if oldcontent == content and oldmeta == meta then
   if unplaced and reason ~= '' then redis.call('HSET', P .. 'unplaced', id, reason) end
   return {0, ''}
 end
@@ -115,30 +129,55 @@ local function name_index(gname, add)
   else redis.call('HSET', P .. 'gname', gname, table.concat(kept, ' ')) end
 end
 
-local function count(code, k, groups, people)
-  local key = P .. 'count:' .. code
-  if redis.call('HINCRBY', key, k, groups) == 0 then redis.call('HDEL', key, k) end
-  if redis.call('HINCRBY', key, 'm:' .. k, people) == 0 then redis.call('HDEL', key, 'm:' .. k) end
+local function bump(key, field, delta)  -- %d: a Lua -0 would be sent as "-0"
+  if redis.call('HINCRBY', key, field, string.format('%d', delta)) == 0 then
+    redis.call('HDEL', key, field)
+  end
+end
+
+local function pack_drop(key)
+  local pack = redis.call('GET', key)
+  if not pack then return end
+  local hay = '\n' .. pack .. '\n'
+  local s = string.find(hay, '\n' .. id .. '\31', 1, true)
+  if not s then return end
+  local e = string.find(hay, '\n', s + 1, true)
+  local rest = string.sub(string.sub(hay, 1, s - 1) .. string.sub(hay, e), 2, -2)
+  if rest == '' then redis.call('DEL', key) else redis.call('SET', key, rest) end
+end
+
+local function pack_add(key, row)
+  if redis.call('STRLEN', key) == 0 then redis.call('SET', key, row)
+  else redis.call('APPEND', key, '\n' .. row) end
+end
+
+-- (un)index: delta -1 removes a record indexed at codes/packidx, +1 adds one
+local function index(codes, pidx, k, people, active, row, delta)
+  if #codes == 0 then return end
+  local packnode = codes[pidx]
+  local prefix = active and '' or 'g'
+  for i = 1, pidx do bump(P .. prefix .. 'packs:' .. codes[i], packnode, delta) end
+  if delta < 0 then pack_drop(P .. prefix .. 'pack:' .. packnode)
+  else pack_add(P .. prefix .. 'pack:' .. packnode, row) end
+  if active then
+    for _, a in ipairs(codes) do
+      bump(P .. 'count:' .. a, k, delta)
+      bump(P .. 'count:' .. a, 'm:' .. k, delta * people)
+    end
+  end
 end
 
 local o = nil
 if old then
-  o = split(old)
-  local active = o[STATE] == 'active'
-  local set = active and 'under:' or 'gone:'
-  for a in string.gmatch(oldanc, '[^,]+') do
-    redis.call('HDEL', P .. set .. a, id)
-    if active then count(a, o[KIND], -1, 0 - tonumber(o[MEMBERS])) end  -- 0 - x: never "-0"
-  end
+  o = split(old, '\31')
+  local pidx, codes = string.match(oldmeta, '^(%d+)|(.*)$')
+  local oldanc = {}
+  for c in string.gmatch(codes, '[^,]+') do oldanc[#oldanc + 1] = c end
+  index(oldanc, tonumber(pidx), o[KIND], tonumber(o[MEMBERS]), o[STATE] == 'active', nil, -1)
   name_index(o[NAME], false)
 end
-
-local active = state == 'active'
-local set = active and 'under:' or 'gone:'
-for _, a in ipairs(anc) do
-  redis.call('HSET', P .. set .. a, id, kind)
-  if active then count(a, kind, 1, members) end
-end
+local row = content .. '\31' .. now
+index(anc, packidx, kind, members, state == 'active', row, 1)
 name_index(name, true)
 if unplaced then
   if reason == '' then reason = '{}' end
@@ -146,13 +185,13 @@ if unplaced then
 else
   redis.call('HDEL', P .. 'unplaced', id)
 end
-redis.call('HSET', P .. 'groups', id, content .. '\31' .. now)
-redis.call('HSET', P .. 'gmeta', id, ancstr)
+redis.call('HSET', P .. 'groups', id, row)
+redis.call('HSET', P .. 'gmeta', id, meta)
 
 if oldcontent == content then return {1, ''} end
-local what, diff = 'created', ARGV[15]
+local what, diff = 'created', cjson.encode(content)
 if o then
-  local n = split(content)
+  local n = split(content, '\31')
   local changes, structural = {}, false
   for i, field in ipairs(FIELDS) do
     if o[i] ~= n[i] then
@@ -176,42 +215,46 @@ redis.call('LTRIM', P .. 'hist:' .. id, -1000, -1)
 return {1, what}
 """
 
-# Rows of the active groups under any of the include codes (and the dismissed ones when
-# ARGV[2] is "1"), minus the groups under the exclude codes and the excluded chat ids, joined
-# by newlines into ONE bulk reply: one reply instead of one per group keeps a 100,000-group
-# read cheap for the client. ARGV: prefix, with dismissed, n include, codes…, n exclude,
-# codes…, excluded chat ids…
-GROUPS_UNDER = r"""
-local P, gone = ARGV[1], ARGV[2] == '1'
-local out = {}
-local function fetch(ids, first, last)
-  for start = first, last, 4000 do
-    local stop = math.min(start + 3999, last)
-    local values = redis.call('HMGET', P .. 'groups', unpack(ids, start, stop))
+# Rows of the packs under the include codes (codes at 村社区 level or above: their `packs:`
+# hash lists the packs), then GS (\x1d), then the rows of the extra packs not already read,
+# skipping packs under the exclude codes. One bulk reply for a whole city: the client parses
+# one string, not one reply per group. ARGV: prefix, "1" to read dismissed groups instead,
+# n include, codes…, n extra, pack nodes…, exclude codes…
+PACKS_UNDER = r"""
+local P = ARGV[1]
+local g = ARGV[2] == '1' and 'g' or ''
+local i, take, skip = 3, {}, {}
+local n = tonumber(ARGV[i])
+local includes = {unpack(ARGV, i + 1, i + n)}
+i = i + n + 1
+n = tonumber(ARGV[i])
+local extras = {unpack(ARGV, i + 1, i + n)}
+for j = i + n + 1, #ARGV do
+  for _, pn in ipairs(redis.call('HKEYS', P .. g .. 'packs:' .. ARGV[j])) do skip[pn] = true end
+end
+local function read(packnodes)
+  local keys = {}
+  for _, pn in ipairs(packnodes) do
+    if not skip[pn] and not take[pn] then
+      take[pn] = true
+      keys[#keys + 1] = P .. g .. 'pack:' .. pn
+    end
+  end
+  local out = {}
+  for first = 1, #keys, 2000 do
+    local values = redis.call('MGET', unpack(keys, first, math.min(first + 1999, #keys)))
     for _, v in ipairs(values) do if v then out[#out + 1] = v end end
   end
-end
-if not gone and ARGV[3] == '1' and ARGV[5] == '0' and #ARGV == 5 then
-  -- one subtree, nothing excluded (a whole-city or county notice): no set arithmetic
-  local ids = redis.call('HKEYS', P .. 'under:' .. ARGV[4])
-  fetch(ids, 1, #ids)
   return table.concat(out, '\n')
 end
-local wanted, i = {}, 3
-local function collect(code, flag)
-  for _, id in ipairs(redis.call('HKEYS', P .. 'under:' .. code)) do wanted[id] = flag end
-  if gone then
-    for _, id in ipairs(redis.call('HKEYS', P .. 'gone:' .. code)) do wanted[id] = flag end
+local whole = {}
+for _, code in ipairs(includes) do
+  for _, pn in ipairs(redis.call('HKEYS', P .. g .. 'packs:' .. code)) do
+    whole[#whole + 1] = pn
   end
 end
-for _ = 1, tonumber(ARGV[i]) do i = i + 1; collect(ARGV[i], true) end
-i = i + 1
-for _ = 1, tonumber(ARGV[i]) do i = i + 1; collect(ARGV[i], nil) end
-for j = i + 1, #ARGV do wanted[ARGV[j]] = nil end
-local ids = {}
-for id in pairs(wanted) do ids[#ids + 1] = id end
-fetch(ids, 1, #ids)
-return table.concat(out, '\n')
+local first = read(whole)
+return first .. '\29' .. read(extras)
 """
 
 # ARGV: prefix, userid, person json, role, covered nodes joined by ','.

@@ -1,11 +1,12 @@
 """The registry in Redis: the administrative tree, the resident groups on it, and the staff.
 
-Subtree queries are index reads, not tree walks: every active placed group is a field of
-`under:<code>` for each of its ancestors (and of `gone:<code>` once dismissed), and
-`count:<code>` holds per-kind group and member totals. One Lua script per write keeps the
-record, those indexes, the name index and the group's history stream consistent, so any
-number of gridbot processes can write concurrently. Layout: keys.py; scripts: scripts.py;
-the tree: tree.py; people: people.py.
+Subtree queries are index reads, not tree walks: each group's row also sits in the "pack" of
+its 村社区 (or of the node itself when it hangs higher), every ancestor refcounts the packs
+below it, and `count:<code>` holds per-kind group and member totals for every node. A whole
+city is ~3,000 pack strings read in one script call, and a breakdown is one HGETALL. One Lua
+script per write keeps the record, those indexes, the name index and the group's history
+consistent, so any number of gridbot processes can write concurrently. Layout: keys.py;
+scripts: scripts.py; the tree: tree.py; people: people.py.
 """
 
 from __future__ import annotations
@@ -16,20 +17,31 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.registry.codec import (
+    GS,
+    ROW,
+    US,
     decode_group,
-    decode_rows,
     group_content,
     group_dict,
     normalise_group,
     typed_field,
 )
-from bot.registry.models import DeliveryKind, Group, GroupChange, GroupState, UnplacedGroup
+from bot.registry.models import (
+    DeliveryKind,
+    Group,
+    GroupChange,
+    GroupState,
+    Level,
+    UnplacedGroup,
+)
 from bot.registry.people import PeopleStore
 from bot.registry.replies import mapping, opt, optionals, text, texts
 from bot.registry.tree import RegistryError, UnknownNodeError
 
 SYSTEM = "system"
 MAX_TRIES = 20
+CHAT_ID, NODE = 0, 3  # row fields (codec.GROUP_FIELDS)
+PACK_LEVELS = frozenset({Level.CITY, Level.COUNTY, Level.TOWNSHIP, Level.VILLAGE})
 
 __all__ = ["ConflictError", "GroupWrite", "Registry", "RegistryError", "UnknownNodeError"]
 
@@ -138,8 +150,16 @@ class Registry(PeopleStore):
         return [int(status) == 1 for status, _what in results]
 
     async def _reindex(self, code: str) -> None:
-        """A node moved: re-run the group script so ancestor indexes follow the new path."""
-        for group in await self.groups_under(code, include_dismissed=True):
+        """A node moved: re-run the group script so the indexes follow the new path.
+
+        The groups are found by where they were indexed (gmeta), as the packs still hold them
+        at the old place. A rare admin operation, so a scan is fine.
+        """
+        moved = []
+        async for chat_id, meta in self.redis.hscan_iter(self.keys.group_meta(), count=1000):
+            if code in text(meta).partition("|")[2].split(","):
+                moved.append(text(chat_id))
+        for group in await self.groups(moved):
             await self._write(group, SYSTEM, "reindex", mode="any")
 
     async def group(self, chat_id: str) -> Group | None:
@@ -164,7 +184,11 @@ class Registry(PeopleStore):
 
     async def groups_under(self, code: str, *, include_dismissed: bool = False) -> list[Group]:
         """Active placed groups at or below `code` (and dismissed ones, if asked), by chat id."""
-        return await self._select([code], [], [], include_dismissed)
+        groups = await self._select([code], [])
+        if include_dismissed:
+            groups = sorted([*groups, *await self._select([code], [], dismissed=True)],
+                            key=_chat_id)
+        return groups
 
     async def target_groups(
         self, codes: Sequence[str], *, tags: Sequence[str] = (), exclude: Sequence[str] = ()
@@ -173,19 +197,49 @@ class Registry(PeopleStore):
 
         `exclude` holds node codes (their whole subtree is left out) and/or chat ids.
         """
-        groups = await self._select(codes, exclude, exclude, False)
+        groups = await self._select(codes, exclude)
         if tags:
             groups = [g for g in groups if set(g.tags) & set(tags)]
         return groups
 
     async def _select(
-        self, codes: Sequence[str], minus_codes: Sequence[str], minus_ids: Sequence[str],
-        dismissed: bool,
+        self, codes: Sequence[str], exclude: Sequence[str], *, dismissed: bool = False
     ) -> list[Group]:
-        args = [self.keys.prefix, "1" if dismissed else "0", len(codes), *codes,
-                len(minus_codes), *minus_codes, *minus_ids]
-        rows = text(await self._groups_under(keys=[self.keys.groups()], args=args))
-        return sorted(decode_rows(rows), key=_chat_id)
+        """Groups under `codes` minus `exclude` (codes or chat ids), by chat id.
+
+        Codes at 村社区 level or above select whole packs; a lower code (grid, building)
+        selects its 村社区's pack, filtered to the nodes of its subtree.
+        """
+        nodes = {n.code: n for n in await self.nodes(sorted({*codes, *exclude})) if n}
+        whole = [c for c in codes if c in nodes and nodes[c].level in PACK_LEVELS]
+        parts = await self._parts([c for c in codes if c in nodes and c not in whole])
+        skip = [c for c in exclude if c in nodes and nodes[c].level in PACK_LEVELS]
+        drop_nodes = await self._subtrees([c for c in exclude if c in nodes and c not in skip])
+        drop_ids = {c for c in exclude if c not in nodes}
+        args = [self.keys.prefix, "1" if dismissed else "0", len(whole), *whole,
+                len(parts), *parts, *skip]
+        reply = text(await self._packs_under(keys=[self.keys.groups()], args=args))
+        first, _, second = reply.partition(GS)
+        rows = first.split(ROW) if first else []
+        if second:
+            allowed = set().union(*parts.values())
+            rows.extend(r for r in second.split(ROW) if _field(r, NODE) in allowed)
+        if drop_nodes or drop_ids:
+            rows = [r for r in rows
+                    if _field(r, NODE) not in drop_nodes and _field(r, CHAT_ID) not in drop_ids]
+        rows.sort()  # a row starts with its chat id and US, so this is chat id order
+        return [decode_group(row) for row in rows]
+
+    async def _parts(self, codes: Sequence[str]) -> dict[str, set[str]]:
+        """Pack node -> the nodes selected in it, for codes below 村社区 level."""
+        parts: dict[str, set[str]] = {}
+        for code, path in (await self.paths(codes)).items():
+            pack = next((n.code for n in reversed(path) if n.level in PACK_LEVELS), code)
+            parts.setdefault(pack, set()).update(await self.subtree_codes(code))
+        return parts
+
+    async def _subtrees(self, codes: Sequence[str]) -> set[str]:
+        return {c for code in codes for c in await self.subtree_codes(code)}
 
     async def breakdown(self, code: str) -> dict[DeliveryKind, int]:
         """Active placed groups at or below `code`, per delivery kind (every kind present)."""
@@ -247,7 +301,7 @@ class Registry(PeopleStore):
             out.append(GroupChange(
                 id=str(index), at=float(f.get("at") or 0), actor=f.get("actor", ""),
                 source=f.get("source", ""), what=f.get("what", ""),
-                changes=_typed_changes(f.get("what", ""), f.get("changes", {})),
+                changes=_typed_changes(f.get("what", ""), f.get("changes", {}), f.get("at", "0")),
             ))
         return out
 
@@ -275,11 +329,15 @@ class Registry(PeopleStore):
         return out
 
 
-def _typed_changes(what: str, changes: dict[str, Any]) -> dict[str, Any]:
-    if what == "created":
-        return changes
+def _typed_changes(what: str, changes: Any, at: str) -> dict[str, Any]:
+    if what == "created":  # the whole record, as its row
+        return group_dict(decode_group(f"{changes}{US}{at}"))
     return {k: {"from": typed_field(k, v["from"]), "to": typed_field(k, v["to"])}
             for k, v in changes.items()}
+
+
+def _field(row: str, index: int) -> str:
+    return row.split(US, index + 1)[index]
 
 
 def _chat_id(group: Group) -> str:

@@ -18,10 +18,10 @@ import math
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from pathlib import Path
 
 from bot.registry import codes
-from bot.registry.city import City
+from bot.registry.city import City, Simulator, load_into_simulator
 from bot.registry.divisions import CITY_CODE, CITY_NAME, COUNTIES, OTHER_UNITS, County
 from bot.registry.models import ROLE_LABELS, DeliveryKind, Group, Level, Node, Person, Role
 from bot.registry.names import NamePool, chinese_ordinal
@@ -37,7 +37,10 @@ MIN_MEMBERS = 3
 FULL_QUOTA = 31  # at least the days of any month: no group-send left
 ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
 
-__all__ = ["DEFAULT_SHARES", "City", "CityOptions", "generate_city", "load_into_simulator"]
+__all__ = [
+    "DEFAULT_SHARES", "City", "CityOptions", "Simulator", "generate_city",
+    "load_csv_into_simulator", "load_into_simulator",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,42 +66,10 @@ def generate_city(
     return _Builder(opts).build()
 
 
-class Simulator(Protocol):
-    """The parts of bot.wecom.simulator.WeComSimulator the city is loaded through."""
-
-    def load_directory(
-        self, users: Mapping[str, str], escalation: Mapping[str, Sequence[str]] | None = None
-    ) -> None: ...
-
-    def add_customer_group(
-        self, chat_id: str, name: str, owner: str, member_count: int, quota_used: int = 0
-    ) -> None: ...
-
-    def add_appchat(self, chat_id: str, name: str, members: Sequence[str]) -> None: ...
-
-    def add_robot(self, key: str, chat_id: str) -> None: ...
-
-
-def load_into_simulator(city: City, sim: Simulator) -> None:
-    """Give the simulator the city's directory, escalation and every group."""
-    sim.load_directory(city.users(), city.escalation())
-    for g in city.groups:
-        if g.kind is DeliveryKind.CUSTOMER_GROUP:
-            sim.add_customer_group(g.chat_id, g.name, g.owner, g.member_count,
-                                   city.quota_used.get(g.chat_id, 0))
-        elif g.kind is DeliveryKind.APPCHAT:
-            members = [g.owner, *(f"{g.chat_id}.{i}" for i in range(1, g.member_count))]
-            sim.add_appchat(g.chat_id, g.name, members)
-        else:
-            sim.add_robot(g.webhook_key, g.chat_id)
-
-
-def load_csv_into_simulator(path: object, sim: Simulator) -> int:
-    """`gridbot sim --loader bot.registry.synthetic:load_csv_into_simulator` (the CSV files
-    written by City.write_csv); returns the number of groups."""
-    from pathlib import Path
-
-    city = City.read_csv(Path(str(path)))
+def load_csv_into_simulator(path: Path, sim: Simulator) -> int:
+    """`gridbot sim --loader bot.registry.synthetic:load_csv_into_simulator`: the city whose
+    files City.write_csv wrote (`path` is the groups file); returns the number of groups."""
+    city = City.read_csv(path)
     load_into_simulator(city, sim)
     return len(city.groups)
 

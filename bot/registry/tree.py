@@ -42,7 +42,7 @@ class TreeStore:
         self._upsert_node = redis.register_script(scripts.UPSERT_NODE)
         self._upsert_group = redis.register_script(scripts.UPSERT_GROUP)
         self._upsert_person = redis.register_script(scripts.UPSERT_PERSON)
-        self._groups_under = redis.register_script(scripts.GROUPS_UNDER)
+        self._packs_under = redis.register_script(scripts.PACKS_UNDER)
 
     async def upsert_node(self, node: Node) -> bool:
         """Create or update a node; True when something changed. Its parent must exist."""

@@ -79,7 +79,12 @@ class WeComCrypto:
         return self._decrypt(encrypt)
 
     def encrypt(self, xml: str, nonce: str = "", timestamp: str | int = "") -> Sealed:
-        """Encrypt and sign `xml` the way WeCom does (the simulator builds callbacks with it)."""
+        """Encrypt and sign `xml` the way WeCom does (the simulator builds callbacks with it).
+
+        `timestamp` (epoch seconds, from the caller's Clock) is required; `nonce` defaults to
+        a random one."""
+        if timestamp == "":
+            raise ValueError("encrypt() 需要 timestamp")
         nonce = nonce or str(secrets.randbelow(10**10))
         ts = str(timestamp)
         encrypt = self._prp.encrypt(xml, self.corp_id).decode()

@@ -2,8 +2,9 @@
 
 Every XML document (the envelope before the signature check, and the decrypted plaintext) is
 first parsed with defusedxml with DTDs forbidden, so billion-laughs and external-entity
-payloads are refused before anything else reads them. Standard messages and app events then go
-through wechatpy.enterprise.parse_message; change_external_chat / change_external_contact,
+payloads are refused before anything else reads them. Standard messages and app events are then
+read by wechatpy's message classes — what wechatpy.enterprise.parse_message does, minus its
+second (xmltodict) parse of the same document; change_external_chat / change_external_contact,
 which wechatpy lacks (wecom.md §3.1, §4.4), are mapped from the fields ourselves.
 """
 
@@ -11,12 +12,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 from xml.etree.ElementTree import ParseError
 
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring
-from wechatpy.enterprise import parse_message
+from wechatpy.enterprise.events import EVENT_TYPES
+from wechatpy.enterprise.messages import MESSAGE_TYPES
+from wechatpy.messages import UnknownMessage
 
 from bot.events import (
     AppEvent,
@@ -29,6 +32,7 @@ from bot.events import (
 from bot.wecom.errors import MalformedCallbackError
 
 Fields = dict[str, str]
+VERBATIM = frozenset({"Content"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +52,12 @@ def xml_fields(document: str | bytes) -> Fields:
         raise MalformedCallbackError("不是合法的 XML") from None
     if root.tag != "xml":
         raise MalformedCallbackError("XML 根元素不是 <xml>")
-    return {child.tag: (child.text or "").strip() for child in root}
+    return {child.tag: _text(child.tag, child.text) for child in root}
+
+
+def _text(tag: str, text: str | None) -> str:
+    # what a member typed is kept verbatim; identifiers and numbers lose stray white space
+    return (text or "") if tag in VERBATIM else (text or "").strip()
 
 
 def parse_envelope(body: bytes) -> Envelope:
@@ -70,7 +79,7 @@ def parse_event(plaintext: str) -> Event:
         own = _OWN_EVENTS.get(fields.get("Event", "").lower())
         if own is not None:
             return own(fields)
-    return _standard(plaintext, fields)
+    return _standard(fields)
 
 
 def _int(value: str) -> int:
@@ -117,16 +126,24 @@ _OWN_EVENTS: dict[str, Callable[[Fields], Event]] = {
 }
 
 
-def _standard(plaintext: str, fields: Fields) -> Event:
+def _wechatpy_message(fields: Fields) -> Any:
+    """wechatpy's message object for the flat fields (parse_message's class lookup)."""
+    msg_type = fields["MsgType"].lower()
+    if msg_type == "event":
+        return EVENT_TYPES.get(fields.get("Event", "").lower(), UnknownMessage)(dict(fields))
+    return MESSAGE_TYPES.get(msg_type, UnknownMessage)(dict(fields))
+
+
+def _standard(fields: Fields) -> Event:
     try:
-        message = parse_message(plaintext)
+        message = _wechatpy_message(fields)
+        kind, number = str(message.type), message.id  # MsgId → int, ValueError if garbled
     except Exception:  # wechatpy raises KeyError/ValueError/… on odd input
         raise MalformedCallbackError("无法解析消息") from None
-    common = _common(fields)
-    msg_id = str(message.id) if getattr(message, "id", 0) else ""
-    if message.type == "text":
+    common, msg_id = _common(fields), str(number) if number else ""
+    if kind == "text":
         return TextMessage(**common, content=str(message.content or ""), msg_id=msg_id)
-    if message.type == "event":
+    if kind == "event":
         return AppEvent(**common, event=fields.get("Event", ""),
                         event_key=fields.get("EventKey", ""), raw=fields)
-    return OtherMessage(**common, msg_type=str(message.type), msg_id=msg_id)
+    return OtherMessage(**common, msg_type=kind, msg_id=msg_id)

@@ -7,7 +7,8 @@ import time
 
 import redis.asyncio as aioredis
 
-from bot.scheduler import job_context
+from bot import appkeys
+from bot.scheduler import current_app, job_context
 
 FIRED = "test:fired"
 
@@ -20,3 +21,9 @@ async def record_fire(*, url: str, tag: str) -> None:
         await client.rpush(FIRED, f"{tag}|{os.getpid()}:{id(scheduler)}|{time.time():.3f}")  # type: ignore[misc]
     finally:
         await client.aclose()
+
+
+async def record_via_app(*, tag: str) -> None:
+    """Append `tag` through the running app's own Redis client (current_app())."""
+    redis = current_app()[appkeys.redis]
+    await redis.rpush(FIRED, f"{tag}|app|{time.time():.3f}")  # type: ignore[misc]

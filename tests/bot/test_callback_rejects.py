@@ -10,10 +10,14 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from bot import appkeys
 from bot.app import create_app
+from bot.callback import healthz
 from bot.keys import Keys
+from bot.redis import connect, free_port
 from bot.settings import Settings
 from bot.wecom.crypto import sign
 from tests.bot.support import (
@@ -210,3 +214,14 @@ async def test_healthz_reports_redis(bot: tuple[TestClient, Settings]) -> None:
     response = await client.get("/healthz")
     assert response.status == 200
     assert await response.json() == {"status": "ok", "redis": True}
+
+
+async def test_healthz_answers_503_when_redis_does_not(aiohttp_client: Any) -> None:
+    app = web.Application()
+    app[appkeys.redis] = connect(f"redis://127.0.0.1:{free_port()}/0")
+    app.router.add_get("/healthz", healthz)
+    client = await aiohttp_client(app)
+    response = await client.get("/healthz")
+    assert response.status == 503
+    assert (await response.json())["redis"] is False
+    await app[appkeys.redis].aclose()

@@ -21,7 +21,7 @@ async def test_record_and_read_back(redis: aioredis.Redis, keys: Keys) -> None:
     assert (await audit.entries(action="broadcast.issue"))[1].source == "msg:1"
 
 
-async def test_entries_cannot_be_overwritten_through_the_api(redis: aioredis.Redis, keys: Keys) -> None:
+async def test_entries_are_appended_never_replaced(redis: aioredis.Redis, keys: Keys) -> None:
     audit = AuditLog(redis, keys, Clock())
     first = await audit.record("a", "x", "ok")
     second = await audit.record("a", "x", "ok")

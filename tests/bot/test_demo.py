@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
 from bot.cli.demo import STEPS, demo_settings, play
 from bot.clock import make_clock
-from bot.settings import Settings
 
 
-async def test_demo_plays_every_step_as_expected(
-    redis_url: str, redis: aioredis.Redis, make_settings: Callable[..., Settings]
-) -> None:
+async def test_demo_plays_every_step_as_expected(redis_url: str, redis: aioredis.Redis) -> None:
     lines: list[str] = []
     settings = demo_settings(None, redis_url)
     code = await play(settings, make_clock(60.0, time.time()), STEPS, lines.append)

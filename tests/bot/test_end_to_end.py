@@ -10,15 +10,18 @@ import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from bot import appkeys
 from bot.app import create_app
 from bot.clock import REAL_TIME
 from bot.inbox import handled_records
 from bot.keys import Keys
 from bot.redis import free_port
+from bot.registry.models import Person, Role
 from bot.router import Router
 from bot.settings import Settings
 from bot.wecom.simulator import SimConfig, WeComSimulator
-from handlers import ROUTERS
+from handlers import ROUTERS, fallback
+from handlers import help as help_handlers
 from tests.bot.support import recording_router, seen_events, wait_until
 
 ServerFactory = Callable[..., Any]
@@ -117,3 +120,29 @@ async def test_triple_delivery_is_handled_once_even_across_a_restart(
     await wait_until(two_handled, what="the second message")
     assert [e.text for e in await seen_events(redis)] == ["一条消息", "另一条消息"]  # type: ignore[attr-defined]
     assert [a.status for a in pair.sim.records.callback_attempts] == [200, 200, 200, 200]
+
+
+async def test_help_lists_only_the_commands_open_to_the_senders_role(
+    aiohttp_server: ServerFactory, make_settings: Callable[..., Settings], redis: aioredis.Redis,
+) -> None:
+    police = Router("police-only")
+    police.describe("通报 <内容>：向辖区居民群发布警情通报", "officer", "auxiliary")
+    public = Router("everyone")
+    public.describe("我的待办：查看待办事项")
+    pair = Pair(aiohttp_server, make_settings)
+    await pair.start_sim()
+    app = await pair.start_bot([police, public, help_handlers.router, fallback.router])
+    await app[appkeys.registry].upsert_person(Person("wangwu", "王五", Role.OFFICER))
+    await app[appkeys.registry].upsert_person(Person("zhaoliu", "赵六", Role.GRID_WORKER))
+    for user in ("wangwu", "zhaoliu"):
+        await pair.sim.post_text(user, "帮助")
+
+    async def both_answered() -> bool:
+        return all(pair.sim.app_messages_to(u) for u in ("wangwu", "zhaoliu"))
+
+    await wait_until(both_answered, what="two help answers")
+    [officer] = [d.content for d in pair.sim.app_messages_to("wangwu")]
+    [worker] = [d.content for d in pair.sim.app_messages_to("zhaoliu")]
+    assert officer.startswith("王五（民警）")
+    assert "通报 <内容>" in officer and "我的待办" in officer
+    assert worker.startswith("赵六（网格员）") and "通报" not in worker and "我的待办" in worker

@@ -140,14 +140,28 @@ async def test_sigterm_stops_cleanly_including_the_embedded_redis(
     bot = Bot(env, port, tmp_path / "bot.log")
     bots.append(bot)
     await bot.ready(http)
-    [embedded] = children_of(bot.process.pid)
-    assert "redis-server" in Path(f"/proc/{embedded}/cmdline").read_text()
-    assert (data_dir / "appendonly.aof").exists() or any(data_dir.iterdir())
+    embedded = embedded_redis(bot.process.pid, data_dir)
     bot.process.send_signal(signal.SIGTERM)
     assert bot.wait() == 0
     await asyncio.sleep(0.2)
-    assert not Path(f"/proc/{embedded}").exists()
-    assert "GridBot 已停止" in (tmp_path / "bot.log").read_text(encoding="utf-8")
+    assert not is_running(embedded)
+    assert "GridBot 已停止" in read_log(tmp_path / "bot.log")
+
+
+def embedded_redis(parent: int, data_dir: Path) -> int:
+    """The pid of the redis-server `parent` started, with its files in `data_dir`."""
+    [pid] = children_of(parent)
+    assert "redis-server" in Path(f"/proc/{pid}/cmdline").read_text()
+    assert any(data_dir.iterdir())
+    return pid
+
+
+def is_running(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def read_log(path: Path) -> str:
+    return path.read_text(encoding="utf-8")
 
 
 def children_of(pid: int) -> list[int]:

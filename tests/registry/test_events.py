@@ -30,16 +30,24 @@ NAME_B3 = "孝义市-新义街道-东关社区-3号楼"
 
 @pytest.fixture
 async def live(
-    tree: Registry, aiohttp_server: Callable[..., Awaitable[TestServer]],
+    tree: Registry,
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
     make_settings: Callable[..., Settings],
 ) -> AsyncIterator[WeComSimulator]:
     """A simulator and the bot (all of handlers.ROUTERS) posting to each other on loopback."""
     sim_port, bot_port = free_port(), free_port()
-    settings = make_settings({"GRIDBOT_WECOM__API_BASE_URL": f"http://127.0.0.1:{sim_port}/cgi-bin/",
-                              "GRIDBOT_SERVER__PORT": str(bot_port)})
+    settings = make_settings(
+        {
+            "GRIDBOT_WECOM__API_BASE_URL": f"http://127.0.0.1:{sim_port}/cgi-bin/",
+            "GRIDBOT_SERVER__PORT": str(bot_port),
+        }
+    )
     url = f"http://127.0.0.1:{bot_port}{settings.callback.path}"
-    sim = WeComSimulator(SimConfig.from_settings(settings, REAL_TIME, callback_url=url,
-                                                 latency=LatencyConfig.none()))
+    sim = WeComSimulator(
+        SimConfig.from_settings(
+            settings, REAL_TIME, callback_url=url, latency=LatencyConfig.none()
+        )
+    )
     sim.load_directory({"gw1": "王芳", "gw2": "刘洋", "mj1": "李建国"})
     await aiohttp_server(sim.app, port=sim_port)
     await aiohttp_server(create_app(settings, ROUTERS, run_scheduler=False), port=bot_port)
@@ -55,13 +63,20 @@ async def group_is(registry: Registry, chat_id: str, **fields: Any) -> bool:
     return group is not None and all(getattr(group, k) == v for k, v in fields.items())
 
 
-async def test_a_created_group_appears_under_its_node(live: WeComSimulator, tree: Registry) -> None:
-    result = await live.post_chat_event("wrLive01", "create", name=NAME_B1, owner="gw1",
-                                        member_count=42)
+async def test_a_created_group_appears_under_its_node(
+    live: WeComSimulator, tree: Registry
+) -> None:
+    result = await live.post_chat_event(
+        "wrLive01", "create", name=NAME_B1, owner="gw1", member_count=42
+    )
     assert result.ok
     await eventually(lambda: group_is(tree, "wrLive01", node=B1), "the new group")
     [group] = await tree.groups_under("141181001001-G01")
-    assert (group.owner, group.member_count, group.kind) == ("gw1", 42, DeliveryKind.CUSTOMER_GROUP)
+    assert (group.owner, group.member_count, group.kind) == (
+        "gw1",
+        42,
+        DeliveryKind.CUSTOMER_GROUP,
+    )
     assert [h.actor for h in await tree.history("wrLive01")] == ["wecom"]
 
 
@@ -85,7 +100,8 @@ async def test_rename_owner_members_and_dismiss(live: WeComSimulator, tree: Regi
     assert await tree.target_groups(["141100"]) == []
     assert (await tree.breakdown("141100"))[DeliveryKind.CUSTOMER_GROUP] == 0
     assert [g.chat_id for g in await tree.groups_under("141181", include_dismissed=True)] == [
-        "wrLive02"]
+        "wrLive02"
+    ]
     history = [(h.what, sorted(h.changes)) for h in await tree.history("wrLive02")]
     assert [what for what, _ in history] == ["created", "moved", "updated", "dismissed"]
     assert history[2][1] == ["owner"]
@@ -94,8 +110,9 @@ async def test_rename_owner_members_and_dismiss(live: WeComSimulator, tree: Regi
 async def test_an_unplaceable_group_is_listed_not_guessed(
     live: WeComSimulator, tree: Registry
 ) -> None:
-    await live.post_chat_event("wrLive03", "create", name="东关社区老年活动群", owner="gw1",
-                               member_count=30)
+    await live.post_chat_event(
+        "wrLive03", "create", name="东关社区老年活动群", owner="gw1", member_count=30
+    )
     await eventually(lambda: group_is(tree, "wrLive03", node=""), "the unplaced group")
     [unplaced] = await tree.unplaced()
     assert unplaced.chat_id == "wrLive03" and "找不到" in unplaced.reason
@@ -103,18 +120,24 @@ async def test_an_unplaceable_group_is_listed_not_guessed(
 
 
 async def staff(tree: Registry) -> None:
-    await tree.upsert_people([
-        Person("gw1", "王芳", Role.GRID_WORKER, ("141181001001-G01",)),
-        Person("gw2", "刘洋", Role.GRID_WORKER, (XIABAO,)),
-    ])
+    await tree.upsert_people(
+        [
+            Person("gw1", "王芳", Role.GRID_WORKER, ("141181001001-G01",)),
+            Person("gw2", "刘洋", Role.GRID_WORKER, (XIABAO,)),
+        ]
+    )
 
 
 async def test_bind_places_a_group_for_staff_covering_the_node(
-    live: WeComSimulator, tree: Registry, redis: aioredis.Redis, keys: Keys,
+    live: WeComSimulator,
+    tree: Registry,
+    redis: aioredis.Redis,
+    keys: Keys,
 ) -> None:
     await staff(tree)
-    await live.post_chat_event("wrLive04", "create", name="东关社区老年活动群", owner="gw1",
-                               member_count=30)
+    await live.post_chat_event(
+        "wrLive04", "create", name="东关社区老年活动群", owner="gw1", member_count=30
+    )
     await eventually(lambda: group_is(tree, "wrLive04", node=""), "the unplaced group")
 
     await live.post_text("gw2", "绑定 东关社区老年活动群 孝义市/东关社区/1号楼")
@@ -124,11 +147,14 @@ async def test_bind_places_a_group_for_staff_covering_the_node(
     await live.post_text("gw1", "绑定 东关社区老年活动群 孝义市/东关社区/1号楼")
     await eventually(lambda: group_is(tree, "wrLive04", node=B1), "the binding")
     assert "已将「东关社区老年活动群」绑定到 吕梁市/孝义市/新义街道/东关社区/" in (
-        live.app_messages_to("gw1")[-1].content)
+        live.app_messages_to("gw1")[-1].content
+    )
     assert await tree.unplaced() == []
     entries = await AuditLog(redis, keys, REAL_TIME).entries(action="registry.bind")
     assert [(e.actor, e.outcome, e.target) for e in entries] == [
-        ("gw1", "ok", "wrLive04"), ("gw2", "refused", "wrLive04")]
+        ("gw1", "ok", "wrLive04"),
+        ("gw2", "refused", "wrLive04"),
+    ]
 
     # the binding holds against later events while the name stays; a rename re-places it
     await live.post_chat_event("wrLive04", "update", "add_member", mem_change_cnt=2)

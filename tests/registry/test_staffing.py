@@ -40,11 +40,13 @@ async def test_staffing_check_finds_exactly_the_deliberate_gaps(
     assert county_only == gaps
     township = gaps[0].grid[:9]
     assert {g.grid for g in await staffing_gaps(small_registry, township)} == {
-        g.grid for g in gaps if g.grid.startswith(township)}
+        g.grid for g in gaps if g.grid.startswith(township)
+    }
 
 
 async def test_a_fully_staffed_city_has_no_gaps(registry: Registry, tmp_path: Path) -> None:
-    city = generate_city(seed=7, counties=("141126",), total_groups=110, residents=9000,
-                         staffing_gaps=0)
+    city = generate_city(
+        seed=7, counties=("141126",), total_groups=110, residents=9000, staffing_gaps=0
+    )
     await import_city(registry, city, tmp_path)
     assert await staffing_gaps(registry) == []

@@ -18,15 +18,25 @@ LONGFENG = "141102001001-G01-B001"  # 离石区 龙凤社区 1号楼
 CG, AC, WH = DeliveryKind.CUSTOMER_GROUP, DeliveryKind.APPCHAT, DeliveryKind.WEBHOOK
 
 
-def group(chat_id: str, node: str, kind: DeliveryKind = CG, members: int = 50, **kw: object) -> Group:
+def group(
+    chat_id: str, node: str, kind: DeliveryKind = CG, members: int = 50, **kw: object
+) -> Group:
     return Group(chat_id, f"群{chat_id}", kind, node, "gw1", members, **kw)  # type: ignore[arg-type]
 
 
 async def test_nodes_path_children_and_names(tree: Registry) -> None:
     assert [n.name for n in await tree.path(B3)] == [
-        "吕梁市", "孝义市", "新义街道", "东关社区", "东关二网格", "3号楼"]
+        "吕梁市",
+        "孝义市",
+        "新义街道",
+        "东关社区",
+        "东关二网格",
+        "3号楼",
+    ]
     assert [n.code for n in await tree.children("141181001001")] == [
-        "141181001001-G01", "141181001001-G02"]
+        "141181001001-G01",
+        "141181001001-G02",
+    ]
     assert await tree.is_within(B3, "141181") and not await tree.is_within(B3, "141102")
     assert {n.code for n in await tree.find_nodes("1号楼")} == {B1, LONGFENG}
     assert [n.code for n in await tree.find_nodes("孝义市/1号楼")] == [B1]
@@ -63,10 +73,15 @@ async def test_upsert_group_reports_change_and_keeps_indexes(tree: Registry) -> 
 
 
 async def test_breakdown_by_kind_over_a_subtree(tree: Registry) -> None:
-    await tree.upsert_groups([
-        group("wr1", B1), group("wr2", B3, members=70), group("ac1", B3, AC, members=300),
-        group("wb1", "141181101201", WH, webhook_key="k1"), group("wr9", LONGFENG),
-    ])
+    await tree.upsert_groups(
+        [
+            group("wr1", B1),
+            group("wr2", B3, members=70),
+            group("ac1", B3, AC, members=300),
+            group("wb1", "141181101201", WH, webhook_key="k1"),
+            group("wr9", LONGFENG),
+        ]
+    )
     assert await tree.breakdown("141181") == {CG: 2, AC: 1, WH: 1}
     assert await tree.breakdown("141100") == {CG: 3, AC: 1, WH: 1}
     assert await tree.members_breakdown("141181001001") == {CG: 120, AC: 300, WH: 0}
@@ -96,7 +111,9 @@ async def test_dismissed_group_is_no_target_but_keeps_history(tree: Registry) ->
     assert (kept.state, kept.dismissed_at) == (GroupState.DISMISSED, 1000.0)
     history = await tree.history("wr1")
     assert [(h.what, h.actor, h.source) for h in history] == [
-        ("created", "import", "a.csv"), ("dismissed", "wecom", "evt-1")]
+        ("created", "import", "a.csv"),
+        ("dismissed", "wecom", "evt-1"),
+    ]
     assert history[1].changes["state"] == {"from": "active", "to": "dismissed"}
     assert history[0].at <= history[1].at
 
@@ -114,23 +131,37 @@ async def test_unknown_node_is_refused_and_unplaced_groups_are_listed(tree: Regi
     assert await tree.group("wr1") is None
     await tree.upsert_group(group("wr2", ""), unplaced_reason="找不到", candidates=["a", "b"])
     [unplaced] = await tree.unplaced()
-    assert (unplaced.chat_id, unplaced.reason, unplaced.candidates) == ("wr2", "找不到", ("a", "b"))
+    assert (unplaced.chat_id, unplaced.reason, unplaced.candidates) == (
+        "wr2",
+        "找不到",
+        ("a", "b"),
+    )
     assert await tree.target_groups(["141100"]) == []
     await tree.upsert_group(group("wr2", B1))
     assert await tree.unplaced() == []
 
 
 async def test_target_groups_with_tags_and_exclusions(tree: Registry) -> None:
-    await tree.upsert_groups([
-        group("wr1", B1, tags=("楼栋",)), group("wr2", B3, tags=("楼栋", "商户")),
-        group("wr3", "141181101201", tags=("村",)), group("wr4", LONGFENG, tags=("楼栋",)),
-    ])
+    await tree.upsert_groups(
+        [
+            group("wr1", B1, tags=("楼栋",)),
+            group("wr2", B3, tags=("楼栋", "商户")),
+            group("wr3", "141181101201", tags=("村",)),
+            group("wr4", LONGFENG, tags=("楼栋",)),
+        ]
+    )
     ids = [g.chat_id for g in await tree.target_groups(["141181", "141102"])]
     assert ids == ["wr1", "wr2", "wr3", "wr4"]
     ids = [g.chat_id for g in await tree.target_groups(["141100"], tags=["商户", "村"])]
     assert ids == ["wr2", "wr3"]
     ids = [g.chat_id for g in await tree.target_groups(["141100"], exclude=["141181001", "wr4"])]
     assert ids == ["wr3"]
+    ids = [g.chat_id for g in await tree.target_groups(["141181001001"], exclude=[B1])]
+    assert ids == ["wr2"]
+    ids = [g.chat_id for g in await tree.target_groups([B1, "141181101201", B3])]
+    assert ids == ["wr1", "wr2", "wr3"]
+    ids = [g.chat_id for g in await tree.target_groups([B1, "141181001001"], exclude=["wr2"])]
+    assert ids == ["wr1"]
 
 
 async def test_concurrent_partial_updates_do_not_undo_each_other(tree: Registry) -> None:
@@ -140,8 +171,9 @@ async def test_concurrent_partial_updates_do_not_undo_each_other(tree: Registry)
         await tree.update_group("wr1", lambda g: replace(g, owner=f"o{i}") if g else None)
 
     async def bump(_: int) -> None:
-        await tree.update_group("wr1", lambda g: replace(g, member_count=g.member_count + 1)
-                                if g else None)
+        await tree.update_group(
+            "wr1", lambda g: replace(g, member_count=g.member_count + 1) if g else None
+        )
 
     await asyncio.gather(*(f(i) for i in range(10) for f in (set_owner, bump)))
     stored = await tree.group("wr1")
@@ -150,21 +182,38 @@ async def test_concurrent_partial_updates_do_not_undo_each_other(tree: Registry)
 
 
 async def test_reparenting_a_node_moves_its_groups(tree: Registry) -> None:
-    await tree.upsert_group(group("wr1", B3))
+    await tree.upsert_groups([group("wr1", B3), group("wr2", B1), group("wr3", "141181001001")])
+    await tree.dismiss_group("wr2", 5.0)
     await tree.upsert_node(replace(TREE[7], parent="141102001001"))  # 东关二网格 → 龙凤社区
     assert [g.chat_id for g in await tree.groups_under("141102")] == ["wr1"]
-    assert await tree.groups_under("141181") == []
-    assert (await tree.breakdown("141181"))[CG] == 0
+    assert [g.chat_id for g in await tree.groups_under("141181")] == ["wr3"]
+    assert (await tree.breakdown("141181"))[CG] == 1
+    # a whole 村社区 (its own pack) moves to another 乡镇街道, dismissed groups with it
+    await tree.upsert_node(replace(TREE[3], parent="141102001"))  # 东关社区 → 滨河街道
+    assert [g.chat_id for g in await tree.groups_under("141102")] == ["wr1", "wr3"]
+    assert await tree.groups_under("141181", include_dismissed=True) == []
+    assert [g.chat_id for g in await tree.groups_under("141102", include_dismissed=True)] == [
+        "wr1",
+        "wr2",
+        "wr3",
+    ]
+    assert await tree.breakdown("141181") == {CG: 0, AC: 0, WH: 0}
+    assert (await tree.breakdown("141100"))[CG] == 2
 
 
 async def test_people_coverage_and_nearest_staff(tree: Registry) -> None:
-    await tree.upsert_people([
-        Person("mj1", "李警官", Role.OFFICER, ("141181001001",)),
-        Person("fj1", "赵辅警", Role.AUXILIARY, ("141181001001-G01",)),
-        Person("gw1", "王网格", Role.GRID_WORKER, ("141181001001-G01",)),
-        Person("sv1", "张主任", Role.SUPERVISOR, ("141181001",)),
-    ])
-    assert await tree.upsert_person(Person("gw1", "王网格", Role.GRID_WORKER, ("141181001001-G01",))) is False
+    await tree.upsert_people(
+        [
+            Person("mj1", "李警官", Role.OFFICER, ("141181001001",)),
+            Person("fj1", "赵辅警", Role.AUXILIARY, ("141181001001-G01",)),
+            Person("gw1", "王网格", Role.GRID_WORKER, ("141181001001-G01",)),
+            Person("sv1", "张主任", Role.SUPERVISOR, ("141181001",)),
+        ]
+    )
+    assert (
+        await tree.upsert_person(Person("gw1", "王网格", Role.GRID_WORKER, ("141181001001-G01",)))
+        is False
+    )
     assert await tree.covers("gw1", B1) and not await tree.covers("gw1", B3)
     assert await tree.covers("sv1", B3) and not await tree.covers("nobody", B3)
     assert [p.userid for p in await tree.staff_for(B1, {Role.OFFICER, Role.AUXILIARY})] == ["fj1"]
@@ -177,7 +226,9 @@ async def test_people_coverage_and_nearest_staff(tree: Registry) -> None:
         await tree.upsert_person(Person("x", "某人", Role.GRID_WORKER, ("141181009",)))
 
 
-async def test_all_registry_keys_share_one_cluster_slot(tree: Registry, redis: aioredis.Redis) -> None:
+async def test_all_registry_keys_share_one_cluster_slot(
+    tree: Registry, redis: aioredis.Redis
+) -> None:
     await tree.upsert_group(group("wr1", B1))
     await tree.upsert_person(Person("gw1", "王网格", Role.GRID_WORKER, ("141181001001-G01",)))
     keys = [k async for k in redis.scan_iter("gridbot:*")]

@@ -37,34 +37,45 @@ class WeCom:
 
 @pytest.fixture
 async def wecom(
-    make_settings: Callable[..., Settings], aiohttp_server: AiohttpServer,
-    redis: aioredis.Redis, keys: Keys,
+    make_settings: Callable[..., Settings],
+    aiohttp_server: AiohttpServer,
+    redis: aioredis.Redis,
+    keys: Keys,
 ) -> AsyncIterator[Callable[..., Any]]:
     """wecom(**SimConfig overrides) -> a simulator and a WeComClient talking to it."""
     async with aiohttp.ClientSession() as session:
 
         async def build(**overrides: Any) -> WeCom:
             clock = Clock()
-            config = SimConfig.from_settings(make_settings(), clock, latency=LatencyConfig.none(),
-                                             **overrides)
+            config = SimConfig.from_settings(
+                make_settings(), clock, latency=LatencyConfig.none(), **overrides
+            )
             sim = WeComSimulator(config)
             server = await aiohttp_server(sim.app)
-            settings = make_settings({
-                "GRIDBOT_WECOM__API_BASE_URL": str(server.make_url("/cgi-bin/")),
-                "GRIDBOT_WECOM__CORP_ID": config.corp_id, "GRIDBOT_WECOM__SECRET": config.secret,
-            })
+            settings = make_settings(
+                {
+                    "GRIDBOT_WECOM__API_BASE_URL": str(server.make_url("/cgi-bin/")),
+                    "GRIDBOT_WECOM__CORP_ID": config.corp_id,
+                    "GRIDBOT_WECOM__SECRET": config.secret,
+                }
+            )
             return WeCom(sim, WeComClient(session, settings.wecom, redis, keys, clock))
 
         yield build
 
 
 def syncer(registry: Registry, wecom: WeCom, page_size: int = 1000) -> RegistrySync:
-    return RegistrySync(registry, wecom.client, Placer(registry, DEFAULT_RULE), page_size=page_size)
+    return RegistrySync(
+        registry, wecom.client, Placer(registry, DEFAULT_RULE), page_size=page_size
+    )
 
 
 def customer_groups(dump: dict[str, Any], *, tags: bool = True) -> dict[str, Any]:
-    return {k: {**g, "tags": g["tags"] if tags else []} for k, g in dump["groups"].items()
-            if g["kind"] == "customer_group"}
+    return {
+        k: {**g, "tags": g["tags"] if tags else []}
+        for k, g in dump["groups"].items()
+        if g["kind"] == "customer_group"
+    }
 
 
 async def import_tree_and_people(registry: Registry, city: City, directory: Path) -> None:
@@ -75,7 +86,10 @@ async def import_tree_and_people(registry: Registry, city: City, directory: Path
 
 
 async def test_import_then_sync_leaves_the_registry_identical(
-    small_registry: Registry, small_city: City, wecom: Callable[..., Any], tmp_path: Path,
+    small_registry: Registry,
+    small_city: City,
+    wecom: Callable[..., Any],
+    tmp_path: Path,
 ) -> None:
     w: WeCom = await wecom()
     load_into_simulator(small_city, w.sim)
@@ -83,7 +97,11 @@ async def test_import_then_sync_leaves_the_registry_identical(
     result = await syncer(small_registry, w).run()
     customer = sum(1 for g in small_city.groups if g.kind is DeliveryKind.CUSTOMER_GROUP)
     assert (result.status, result.listed, result.changed, result.unchanged) == (
-        "done", customer, 0, customer)
+        "done",
+        customer,
+        0,
+        customer,
+    )
     assert (result.failed, result.unplaced, result.missing) == (0, 0, ())
     assert await small_registry.dump() == before
     again = await syncer(small_registry, w).run()
@@ -95,8 +113,12 @@ async def test_import_then_sync_leaves_the_registry_identical(
 
 
 async def test_sync_alone_places_every_group_by_its_name(
-    small_registry: Registry, registry: Registry, small_city: City, wecom: Callable[..., Any],
-    tmp_path: Path, redis: aioredis.Redis,
+    small_registry: Registry,
+    registry: Registry,
+    small_city: City,
+    wecom: Callable[..., Any],
+    tmp_path: Path,
+    redis: aioredis.Redis,
 ) -> None:
     imported = customer_groups(await small_registry.dump(), tags=False)  # WeCom has no tags
     await redis.flushdb()
@@ -110,7 +132,10 @@ async def test_sync_alone_places_every_group_by_its_name(
 
 
 async def test_sync_resumes_where_it_was_interrupted(
-    registry: Registry, small_city: City, wecom: Callable[..., Any], tmp_path: Path,
+    registry: Registry,
+    small_city: City,
+    wecom: Callable[..., Any],
+    tmp_path: Path,
 ) -> None:
     await import_tree_and_people(registry, small_city, tmp_path)
     w: WeCom = await wecom()
@@ -130,7 +155,9 @@ async def test_sync_resumes_where_it_was_interrupted(
 
 
 async def test_only_one_sync_runs_at_a_time(
-    small_registry: Registry, wecom: Callable[..., Any], redis: aioredis.Redis,
+    small_registry: Registry,
+    wecom: Callable[..., Any],
+    redis: aioredis.Redis,
 ) -> None:
     w: WeCom = await wecom()
     await redis.set(small_registry.keys.sync_lock(), "another-process")
@@ -139,7 +166,9 @@ async def test_only_one_sync_runs_at_a_time(
 
 
 async def test_too_many_visible_members_lists_per_owner(
-    small_registry: Registry, small_city: City, wecom: Callable[..., Any],
+    small_registry: Registry,
+    small_city: City,
+    wecom: Callable[..., Any],
 ) -> None:
     w: WeCom = await wecom(groupchat_list_unfiltered_max_members=100)
     load_into_simulator(small_city, w.sim)
@@ -152,7 +181,9 @@ async def test_too_many_visible_members_lists_per_owner(
 
 
 async def test_sync_applies_changes_made_without_events(
-    small_registry: Registry, small_city: City, wecom: Callable[..., Any],
+    small_registry: Registry,
+    small_city: City,
+    wecom: Callable[..., Any],
 ) -> None:
     w: WeCom = await wecom()
     load_into_simulator(small_city, w.sim)
@@ -173,12 +204,15 @@ async def test_sync_applies_changes_made_without_events(
 
 
 async def test_owner_filter_syncs_one_owners_groups(
-    small_registry: Registry, small_city: City, wecom: Callable[..., Any],
+    small_registry: Registry,
+    small_city: City,
+    wecom: Callable[..., Any],
 ) -> None:
     w: WeCom = await wecom()
     load_into_simulator(small_city, w.sim)
     owner = small_city.groups[0].owner
-    mine = [g for g in small_city.groups
-            if g.owner == owner and g.kind is DeliveryKind.CUSTOMER_GROUP]
+    mine = [
+        g for g in small_city.groups if g.owner == owner and g.kind is DeliveryKind.CUSTOMER_GROUP
+    ]
     result = await syncer(small_registry, w).run(owners=[owner])
     assert result.listed == len(mine) and result.missing == ()

@@ -12,7 +12,12 @@ from bot.registry.city import City
 from bot.registry.divisions import COUNTIES
 from bot.registry.models import DeliveryKind, Level, Role
 from bot.registry.placement import NamingRule
-from bot.registry.synthetic import DEFAULT_RULE, generate_city, load_into_simulator
+from bot.registry.synthetic import (
+    DEFAULT_RULE,
+    generate_city,
+    load_csv_into_simulator,
+    load_into_simulator,
+)
 from bot.wecom.simulator import SimConfig, WeComSimulator
 
 CG, AC, WH = DeliveryKind.CUSTOMER_GROUP, DeliveryKind.APPCHAT, DeliveryKind.WEBHOOK
@@ -61,8 +66,11 @@ def test_groups_are_one_per_village_and_urban_building(city: City) -> None:
     on = Counter(levels[g.node].level for g in city.groups)
     buildings = sum(1 for n in city.nodes if n.level is Level.BUILDING)
     assert on == {Level.VILLAGE: 2830, Level.BUILDING: buildings}
-    assert all(levels[levels[levels[g.node].parent].parent].urban
-               for g in city.groups if levels[g.node].level is Level.BUILDING)
+    assert all(
+        levels[levels[levels[g.node].parent].parent].urban
+        for g in city.groups
+        if levels[g.node].level is Level.BUILDING
+    )
     rule = NamingRule.parse(DEFAULT_RULE)
     assert all(rule.split(g.name) for g in city.groups)
 
@@ -76,7 +84,9 @@ def test_member_counts_respect_the_group_ceilings(city: City) -> None:
 def test_kind_shares_are_an_argument() -> None:
     default = Counter(g.kind for g in generate_city(seed=3).groups)
     assert default == {CG: 5267 - 316 - 211, AC: round(5267 * 0.06), WH: round(5267 * 0.04)}
-    other = Counter(g.kind for g in generate_city(seed=3, shares={CG: 0.5, AC: 0.3, WH: 0.2}).groups)
+    other = Counter(
+        g.kind for g in generate_city(seed=3, shares={CG: 0.5, AC: 0.3, WH: 0.2}).groups
+    )
     assert other == {CG: 5267 - 1580 - 1053, AC: 1580, WH: 1053}
     webhooks = [g for g in generate_city(seed=3).groups if g.kind is WH]
     assert all(g.webhook_key for g in webhooks)
@@ -121,6 +131,14 @@ def test_csv_round_trip(city: City, tmp_path: Path) -> None:
     assert back.quota_used == city.quota_used
 
 
+def test_loading_the_csv_files_into_the_simulator(city: City, tmp_path: Path) -> None:
+    city.write_csv(tmp_path / "city.csv")
+    sim = WeComSimulator(SimConfig())
+    assert load_csv_into_simulator(tmp_path / "city.csv", sim) == 5267
+    assert len(sim.state.groups.customer) == sum(1 for g in city.groups if g.kind is CG)
+    assert sim.state.directory.escalation == {k: tuple(v) for k, v in city.escalation().items()}
+
+
 def test_loading_into_the_simulator(city: City) -> None:
     sim = WeComSimulator(SimConfig())
     load_into_simulator(city, sim)
@@ -128,10 +146,15 @@ def test_loading_into_the_simulator(city: City) -> None:
     assert len(sim.state.groups.customer) == len(customer)
     first = sim.group(customer[0].chat_id)
     assert first is not None and (first.name, first.owner, first.member_count) == (
-        customer[0].name, customer[0].owner, customer[0].member_count)
+        customer[0].name,
+        customer[0].owner,
+        customer[0].member_count,
+    )
     assert len(sim.state.groups.appchats) == sum(1 for g in city.groups if g.kind is AC)
     assert len(sim.state.groups.robots) == sum(1 for g in city.groups if g.kind is WH)
-    assert sim.state.directory.escalation[customer[0].owner] == tuple(city.escalation()[customer[0].owner])
+    assert sim.state.directory.escalation[customer[0].owner] == tuple(
+        city.escalation()[customer[0].owner]
+    )
     exhausted = [c for c, used in city.quota_used.items() if used >= 31]
     group = sim.group(exhausted[0])
     assert group is not None and not group.has_quota(sim.clock.now(), None)

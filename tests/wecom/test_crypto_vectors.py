@@ -112,8 +112,8 @@ async def test_url_verification_with_the_documented_url_encoding(
 ) -> None:
     signature, timestamp, nonce, _ = A.verify
     client = await bot_at(aiohttp_client, vector_settings(make_settings, A), timestamp)
-    encoded = ("P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7OaBO%2B"
-               "FZXvnaqQ%3D%3D")
+    encoded = ("P9nAzCzyDtyTWESHep1vC5X9xho%2FqYX3Zpb4yKa9SKld1DsH3Iyt3tP3zNdtp%2B4RPcs8TgAE7"
+               "OaBO%2BFZXvnaqQ%3D%3D")
     url = (f"/wecom/callback?msg_signature={signature}&timestamp={timestamp}&nonce={nonce}"
            f"&echostr={encoded}")
     response = await client.get(url)

@@ -1,0 +1,375 @@
+"""A police notice to the whole synthetic city: this engine against a naive sequential loop.
+
+The full synthetic 吕梁市 (5,267 groups: customer groups, appchats, robots) is loaded into the
+registry (an embedded redis-server) and into the WeCom simulator, served over HTTP on
+loopback with realistic latency and WeCom's ceilings. The clock is sped up (--speed), so the
+ten simulated minutes pass in a couple of real minutes.
+
+1. Engine: `gridbot worker` subprocesses (--workers) deliver a city-wide 紧急预警 issued and
+   confirmed by an officer through BroadcastService.
+2. Naive loop: one API call after another through the same WeComClient (webhook_send,
+   appchat_send, one add_msg_template per owner), as a simple wechatpy script would do; no
+   owner notice, reminder or escalation.
+
+Prints the floor the ceilings allow (broadcasts.planner.machine_floor, the function the
+planner shows officers), the time until every machine-deliverable step is done (webhook and
+appchat sends; task creation and the 1:1 owner notice for customer groups), API calls spent,
+45009 answers, p50/p95/p99 per-group latency, the share delivered within ten minutes under
+the default owner profile, and the ratio to the naive loop. Acceptance: machine steps within
+1.2 × the floor, zero 45009.
+
+    .venv/bin/python bench/broadcast.py [--speed 5] [--workers 2] [--concurrency 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bot.audit import AuditLog  # noqa: E402
+from bot.clock import Clock  # noqa: E402
+from bot.keys import Keys  # noqa: E402
+from bot.redis import connect, free_port, redis_url_for  # noqa: E402
+from bot.registry.city import City  # noqa: E402
+from bot.registry.models import DeliveryKind, Group, Person, Role  # noqa: E402
+from bot.registry.store import Registry  # noqa: E402
+from bot.registry.synthetic import generate_city, load_into_simulator  # noqa: E402
+from bot.settings import Settings, load_settings  # noqa: E402
+from bot.wecom.client import WeComClient  # noqa: E402
+from bot.wecom.errors import WeComError  # noqa: E402
+from bot.wecom.simulator import LatencyConfig, SimConfig, WeComSimulator  # noqa: E402
+from broadcasts.content import has_marker  # noqa: E402
+from broadcasts.planner import demand_of, fmt_duration, machine_floor  # noqa: E402
+from broadcasts.progress import percentile  # noqa: E402
+from broadcasts.runtime import Runtime  # noqa: E402
+from broadcasts.service import BroadcastService  # noqa: E402
+
+OFFICER = "mj_city_bench"
+TEXT = "通知 紧急预警 范围：吕梁市 内容：近期冒充公检法电信诈骗高发，任何要求转账到“安全账户”的都是诈骗！"
+NAIVE_MARK = "（警务通知编号 #900001）"
+LATENCY = LatencyConfig(median=0.060, p99=0.400)
+
+
+@dataclass
+class Run:
+    name: str
+    started: float = 0.0
+    machine_done: float | None = None
+    calls: int = 0
+    rate_limited: int = 0
+    latencies: list[float] = field(default_factory=list)
+    groups: int = 0
+    missing_steps: int = 0
+
+    @property
+    def machine(self) -> float:
+        return (self.machine_done or float("nan")) - self.started
+
+    def within(self, seconds: float) -> float:
+        return sum(1 for x in self.latencies if x <= seconds) / self.groups
+
+
+def settings_for(redis_url: str, api: str, clock: Clock) -> Settings:
+    aes = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    env = {"GRIDBOT_WECOM__CORP_ID": "wwbenchcorp0001", "GRIDBOT_WECOM__AGENT_ID": "1000002",
+           "GRIDBOT_WECOM__SECRET": "bench-secret", "GRIDBOT_WECOM__TOKEN": secrets.token_hex(8),
+           "GRIDBOT_WECOM__ENCODING_AES_KEY": aes, "GRIDBOT_REDIS__URL": redis_url,
+           "GRIDBOT_WECOM__API_BASE_URL": api, "GRIDBOT_CLOCK__SPEED": repr(clock.speed),
+           "GRIDBOT_CLOCK__ORIGIN": repr(clock.origin), "GRIDBOT_LOG__LEVEL": "WARNING",
+           "GRIDBOT_WECOM__MAX_CONCURRENCY": "128"}
+    return load_settings(ROOT / "settings.toml", env)
+
+
+def subprocess_env(settings: Settings) -> dict[str, str]:
+    w = settings.wecom
+    return {**os.environ, "GRIDBOT_REDIS__URL": settings.redis.url,
+            "GRIDBOT_WECOM__CORP_ID": w.corp_id, "GRIDBOT_WECOM__SECRET": w.secret.get_secret_value(),
+            "GRIDBOT_WECOM__AGENT_ID": str(w.agent_id),
+            "GRIDBOT_WECOM__TOKEN": w.token.get_secret_value(),
+            "GRIDBOT_WECOM__ENCODING_AES_KEY": w.encoding_aes_key.get_secret_value(),
+            "GRIDBOT_WECOM__API_BASE_URL": w.api_base_url,
+            "GRIDBOT_WECOM__MAX_CONCURRENCY": str(w.max_concurrency),
+            "GRIDBOT_CLOCK__SPEED": repr(settings.clock.speed),
+            "GRIDBOT_CLOCK__ORIGIN": repr(settings.clock.origin), "GRIDBOT_LOG__LEVEL": "WARNING"}
+
+
+class Simulated:
+    """A simulator for one run, served on loopback."""
+
+    def __init__(self, city: City, clock: Clock, seed: int) -> None:
+        self.port = free_port()
+        self.sim = WeComSimulator(SimConfig(corp_id="wwbenchcorp0001", secret="bench-secret",
+                                            agent_id=1000002, clock=clock, seed=seed,
+                                            latency=LATENCY))
+        load_into_simulator(city, self.sim)
+        self.runner = web.AppRunner(self.sim.app, access_log=None)
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.port}/cgi-bin/"
+
+    async def __aenter__(self) -> Simulated:
+        await self.runner.setup()
+        await web.TCPSite(self.runner, "127.0.0.1", self.port).start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.runner.cleanup()
+
+    def calls(self) -> int:
+        return sum(n for api, n in self.sim.records.call_counts.items() if api != "gettoken")
+
+
+def city_with_officer() -> City:
+    city = generate_city()
+    city.people.append(Person(OFFICER, "指挥中心值班民警", Role.OFFICER, ("141100",)))
+    return city
+
+
+async def load(settings: Settings, clock: Clock, city: City) -> None:
+    redis = connect(settings.redis.url)
+    await redis.flushdb()
+    registry = Registry(redis, Keys(settings.redis.prefix), clock)
+    await registry.upsert_nodes(city.nodes)
+    await registry.upsert_people(city.people)
+    await registry.upsert_groups(city.groups)
+    await redis.aclose()
+
+
+class FirstDeliveries:
+    """chat/userid -> first delivery time of one notice, read incrementally (the monitor must
+    not eat the simulator's CPU)."""
+
+    def __init__(self, sim: WeComSimulator, marker: str | int) -> None:
+        self.sim, self.seen, self.out = sim, 0, {}
+        self.text = f"编号 #{marker}" if isinstance(marker, int) else marker
+        self.marker = marker
+
+    def __call__(self) -> dict[str, float]:
+        records = self.sim.records.deliveries
+        for d in records[self.seen:]:
+            if d.target not in self.out and self.text in d.content and (
+                    not isinstance(self.marker, int) or has_marker(d.content, self.marker)):
+                self.out[d.target] = d.at
+        self.seen = len(records)
+        return self.out
+
+
+def first_deliveries(sim: WeComSimulator, marker: str | int) -> dict[str, float]:
+    return FirstDeliveries(sim, marker)()
+
+
+def machine_steps(sim: WeComSimulator, city: City, firsts: dict[str, float], nid: int,
+                  spent: set[str]) -> tuple[float | None, int]:
+    """(time of the last machine step, steps still missing) for the engine's notice."""
+    tasks = {t.sender: t.create_time for t in sim.tasks() if has_marker(t.text, nid)}
+    owners = {g.owner for g in city.groups
+              if g.kind is DeliveryKind.CUSTOMER_GROUP and g.chat_id not in spent}
+    direct = [g.chat_id for g in city.groups if g.kind is not DeliveryKind.CUSTOMER_GROUP]
+    times = [firsts.get(c) for c in direct] + [tasks.get(o) for o in owners] \
+        + [firsts.get(o) for o in owners]
+    done = [t for t in times if t is not None]
+    return (max(done) if done else None), len(times) - len(done)
+
+
+def group_latencies(sim: WeComSimulator, groups: Sequence[Group], marker: str | int,
+                    started: float) -> list[float]:
+    firsts = first_deliveries(sim, marker)
+    return sorted(firsts[g.chat_id] - started for g in groups if g.chat_id in firsts)
+
+
+async def run_engine(city: City, redis_url: str, args: argparse.Namespace) -> tuple[Run, float]:
+    clock = Clock(speed=args.speed, origin=time.time())
+    async with Simulated(city, clock, seed=1) as sim:
+        settings = settings_for(redis_url, sim.api, clock)
+        await load(settings, clock, city)
+        redis = connect(redis_url)
+        keys = Keys(settings.redis.prefix)
+        async with aiohttp.ClientSession() as session:
+            wecom = WeComClient(session, settings.wecom, redis, keys, clock)
+            rt = Runtime.build(settings, redis, keys, clock, wecom, Registry(redis, keys, clock),
+                               AuditLog(redis, keys, clock))
+            await rt.quota.set_known(city.quota_used)
+            workers = start_workers(settings, args)
+            try:
+                await wait_alive(rt, len(workers))
+                run, floor = await engine_notice(rt, sim, city, clock, args)
+            finally:
+                stop_workers(workers)
+        await redis.aclose()
+    return run, floor
+
+
+def start_workers(settings: Settings, args: argparse.Namespace) -> list[subprocess.Popen[bytes]]:
+    return [subprocess.Popen(  # noqa: S603 - fixed argv
+        [sys.executable, "-m", "bot", "--settings", str(ROOT / "settings.toml"), "worker",
+         "--concurrency", str(args.concurrency), "--name", f"bench{i}"],
+        env=subprocess_env(settings), cwd=ROOT) for i in range(args.workers)]
+
+
+def stop_workers(workers: list[subprocess.Popen[bytes]]) -> None:
+    for proc in workers:
+        proc.send_signal(signal.SIGTERM)
+    for proc in workers:
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+async def wait_alive(rt: Runtime, n: int) -> None:
+    for _ in range(600):
+        alive = [await rt.redis.exists(rt.keys.worker_alive(f"bench{i}")) for i in range(n)]
+        if all(alive):
+            return
+        await asyncio.sleep(0.1)
+    raise RuntimeError("workers did not start")
+
+
+async def engine_notice(rt: Runtime, sim: Simulated, city: City, clock: Clock,
+                        args: argparse.Namespace) -> tuple[Run, float]:
+    service = BroadcastService(rt)
+    preview = await service.issue_text(OFFICER, TEXT)
+    assert preview.ok and preview.notice_id is not None, preview.text
+    print("预览（发给民警的内容）：\n" + preview.text + "\n", flush=True)
+    nid = preview.notice_id
+    pairs = await rt.state.pairs(nid)
+    spent = {c for c, r in pairs.items() if r.state.value == "failed"}
+    sendable = [g for g in city.groups if g.chat_id not in spent]
+    floor = machine_floor(demand_of(await _planned(rt, nid, sendable)),
+                          rt.settings.broadcast.ceilings, latency=LATENCY.median)
+    calls_before = sim.calls()
+    confirmed = await service.confirm(OFFICER, nid)
+    assert confirmed.ok, confirmed.text
+    notice = await rt.notices.get(nid)
+    assert notice is not None
+    run = Run("engine", started=notice.started_at, groups=len(city.groups))
+    limit = notice.started_at + args.deadline + 5
+    seen = FirstDeliveries(sim.sim, nid)
+    while clock.now() < limit:
+        if run.machine_done is None:
+            done, missing = machine_steps(sim.sim, city, seen(), nid, spent)
+            if missing == 0:
+                run.machine_done = done
+                print(f"机器步骤完成：{done - run.started:.1f} s（模拟时间）", flush=True)
+        await asyncio.sleep(1.0 if run.machine_done else 0.25)
+    run.missing_steps = machine_steps(sim.sim, city, seen(), nid, spent)[1]
+    run.calls = sim.calls() - calls_before
+    run.rate_limited = sim.sim.errors_answered(45009)
+    run.latencies = group_latencies(sim.sim, city.groups, nid, run.started)
+    return run, floor.seconds
+
+
+async def _planned(rt: Runtime, nid: int, groups: Sequence[Group]) -> list:  # type: ignore[type-arg]
+    plans = await rt.plans.groups(nid)
+    return [plans[g.chat_id] for g in groups if g.chat_id in plans]
+
+
+async def run_naive(city: City, redis_url: str, args: argparse.Namespace) -> Run:
+    clock = Clock(speed=args.speed, origin=time.time())
+    async with Simulated(city, clock, seed=1) as sim:
+        settings = settings_for(redis_url, sim.api, clock)
+        redis = connect(redis_url)
+        await redis.flushdb()
+        async with aiohttp.ClientSession() as session:
+            wecom = WeComClient(session, settings.wecom, redis, Keys("naive"), clock)
+            run = Run("naive", started=clock.now(), groups=len(city.groups))
+            await naive_loop(wecom, city)
+            run.machine_done = clock.now()
+            print(f"朴素循环完成：{run.machine:.1f} s（模拟时间）", flush=True)
+            while clock.now() < run.started + args.deadline + 5:
+                await asyncio.sleep(0.25)
+        await redis.aclose()
+        run.calls = sim.calls()
+        run.rate_limited = sim.sim.errors_answered(45009)
+        run.latencies = group_latencies(sim.sim, city.groups, NAIVE_MARK, run.started)
+    return run
+
+
+async def naive_loop(wecom: WeComClient, city: City) -> None:
+    """One call after another; customer groups: one task per owner (its whole chat list)."""
+    text = TEXT.split("内容：", 1)[1] + NAIVE_MARK
+    per_owner: dict[str, list[str]] = {}
+    for g in city.groups:
+        if g.kind is DeliveryKind.CUSTOMER_GROUP:
+            per_owner.setdefault(g.owner, []).append(g.chat_id)
+    for g in city.groups:
+        try:
+            if g.kind is DeliveryKind.WEBHOOK:
+                await wecom.webhook_send(g.webhook_key, text)
+            elif g.kind is DeliveryKind.APPCHAT:
+                await wecom.appchat_send(g.chat_id, text)
+            elif g.owner in per_owner:
+                await wecom.add_msg_template(g.owner, per_owner.pop(g.owner), text)
+        except WeComError as error:
+            print(f"  naive: {g.chat_id}: {error}", flush=True)
+
+
+def fmt(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f} s" if x < 60 else fmt_duration(x)
+
+
+def report(city: City, engine: Run, naive: Run, floor: float, args: argparse.Namespace) -> bool:
+    kinds = {k: sum(1 for g in city.groups if g.kind is k) for k in DeliveryKind}
+    owners = len({g.owner for g in city.groups if g.kind is DeliveryKind.CUSTOMER_GROUP})
+    print("\n=== GridBot 全市警务通知基准 ===")
+    print(f"{len(city.groups)} 个群（客户群 {kinds[DeliveryKind.CUSTOMER_GROUP]}、应用群聊 "
+          f"{kinds[DeliveryKind.APPCHAT]}、群机器人 {kinds[DeliveryKind.WEBHOOK]}），群主 {owners} 人；"
+          f"时钟 ×{args.speed}；时延中位 {LATENCY.median * 1000:.0f} ms、p99 "
+          f"{LATENCY.p99 * 1000:.0f} ms；工作进程 {args.workers} × 并发 {args.concurrency}")
+    rows = [("频率上限允许的下限 (floor)", fmt(floor), fmt(floor)),
+            ("机器步骤全部完成", fmt(engine.machine), fmt(naive.machine)),
+            ("  相对下限", f"{engine.machine / floor:.2f} ×", f"{naive.machine / floor:.2f} ×"),
+            ("API 调用次数", str(engine.calls), str(naive.calls)),
+            ("45009 应答", str(engine.rate_limited), str(naive.rate_limited))]
+    for q in (0.5, 0.95, 0.99):
+        rows.append((f"每群送达用时 p{int(q * 100)}", fmt(percentile(engine.latencies, q)),
+                     fmt(percentile(naive.latencies, q))))
+    rows.append(("10 分钟内送达（默认群主画像）", f"{engine.within(args.deadline):.2%}",
+                 f"{naive.within(args.deadline):.2%}"))
+    print(f"{'':32}{'本引擎':>14}{'朴素循环':>14}")
+    for name, a, b in rows:
+        print(f"{name:32}{a:>14}{b:>14}")
+    print(f"朴素循环 / 本引擎（机器步骤用时）：{naive.machine / engine.machine:.1f} ×")
+    ok = engine.machine <= 1.2 * floor and engine.rate_limited == 0 and engine.missing_steps == 0
+    print(f"验收（≤ 1.2 × 下限 = {1.2 * floor:.1f} s，且 45009 为零）："
+          + ("通过" if ok else "未通过"))
+    return ok
+
+
+async def main(args: argparse.Namespace) -> int:
+    city = city_with_officer()
+    with tempfile.TemporaryDirectory() as tmp, redis_url_for("", Path(tmp)) as url:
+        engine, floor = await run_engine(city, url, args)
+        naive = await run_naive(city, url, args)
+    return 0 if report(city, engine, naive, floor, args) else 1
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--speed", type=float, default=5.0, help="时钟加速倍数")
+    parser.add_argument("--workers", type=int, default=2, help="gridbot worker 进程数")
+    parser.add_argument("--concurrency", type=int, default=64, help="每个工作进程的并发")
+    parser.add_argument("--deadline", type=float, default=600.0, help="时限（模拟秒）")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args())))
