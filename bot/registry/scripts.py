@@ -42,7 +42,8 @@ return out
 """
 
 # ARGV: prefix, code, node json, parent, name, level.
-# Returns 0 unchanged, 1 written, 2 written and re-parented, -1 unknown parent, -2 cycle.
+# Returns 0 unchanged, 1 written, 2 written with a new parent or level (the caller re-indexes
+# the groups below), -1 unknown parent, -2 cycle.
 UPSERT_NODE = """
 local P, code, json, parent, name, level = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local old = redis.call('HGET', P .. 'nodes', code)
@@ -59,10 +60,9 @@ if cur ~= '' then return -2 end
 local moved = 0
 if old then
   local o = cjson.decode(old)
-  if o['parent'] ~= parent then
-    redis.call('SREM', P .. 'kids:' .. o['parent'], code)
-    moved = 1
-  end
+  if o['parent'] ~= parent then redis.call('SREM', P .. 'kids:' .. o['parent'], code) end
+  -- a new parent or level can change the path and the pack of the groups below
+  if o['parent'] ~= parent or o['level'] ~= level then moved = 1 end
   redis.call('SREM', P .. 'name:' .. o['name'], code)
   redis.call('SREM', P .. 'level:' .. o['level'], code)
 end

@@ -21,6 +21,7 @@ from bot.registry.codec import (
     ROW,
     US,
     decode_group,
+    decode_many,
     group_content,
     group_dict,
     normalise_group,
@@ -228,7 +229,7 @@ class Registry(PeopleStore):
             rows = [r for r in rows
                     if _field(r, NODE) not in drop_nodes and _field(r, CHAT_ID) not in drop_ids]
         rows.sort()  # a row starts with its chat id and US, so this is chat id order
-        return [decode_group(row) for row in rows]
+        return decode_many(rows)
 
     async def _parts(self, codes: Sequence[str]) -> dict[str, set[str]]:
         """Pack node -> the nodes selected in it, for codes below 村社区 level."""

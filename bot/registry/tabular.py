@@ -33,10 +33,13 @@ class Table:
 
 def decode(data: bytes) -> tuple[str, str]:
     """(text, encoding name) of a CSV file's bytes."""
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8", errors="strict"), "UTF-8 (BOM)"
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16"), "UTF-16"
+    try:
+        if data.startswith(b"\xef\xbb\xbf"):
+            return data[3:].decode("utf-8"), "UTF-8 (BOM)"
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return data.decode("utf-16"), "UTF-16"
+    except UnicodeDecodeError:
+        raise TableError("文件带有 UTF-8/UTF-16 标记，但内容不是该编码，请重新另存") from None
     try:
         return data.decode("utf-8"), "UTF-8"
     except UnicodeDecodeError:

@@ -201,6 +201,16 @@ async def test_reparenting_a_node_moves_its_groups(tree: Registry) -> None:
     assert (await tree.breakdown("141100"))[CG] == 2
 
 
+async def test_a_node_changing_level_reindexes_its_groups(tree: Registry) -> None:
+    # 东关一网格 is re-classified as a 村社区 (same parent): its groups get a pack of its own
+    await tree.upsert_groups([group("wr1", B1), group("wr2", B3)])
+    await tree.upsert_node(replace(TREE[4], level=Level.VILLAGE))
+    assert [g.chat_id for g in await tree.groups_under(TREE[4].code)] == ["wr1"]
+    assert [g.chat_id for g in await tree.groups_under("141181001001")] == ["wr1", "wr2"]
+    await tree.dismiss_group("wr1", 1.0)
+    assert [g.chat_id for g in await tree.groups_under("141181001001")] == ["wr2"]
+
+
 async def test_people_coverage_and_nearest_staff(tree: Registry) -> None:
     await tree.upsert_people(
         [
