@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from string import Template
 
@@ -32,13 +32,14 @@ class Input:
     mode: str = "text"  # inputmode
     hint: str = ""
     choices: tuple[str, ...] = ()  # a <select> when given
+    secret: bool = False  # a personal number: never sent back in full (kept server-side)
 
 
 KIND_INPUTS: dict[RecordKind, tuple[Input, ...]] = {
     RecordKind.PERSON: (
         Input("name", "姓名", True), Input("id_number", "公民身份号码", True, 24,
-                                          hint="18位，最后一位可能是 X"),
-        Input("phone", "手机号码", True, 24, "tel"),
+                                          hint="18位，最后一位可能是 X", secret=True),
+        Input("phone", "手机号码", True, 24, "tel", secret=True),
         Input("population_type", "人口类型", True, choices=POPULATION_CHOICES),
         Input("relation", "与户主关系", choices=RELATION_CHOICES),
     ),
@@ -46,7 +47,7 @@ KIND_INPUTS: dict[RecordKind, tuple[Input, ...]] = {
         Input("unit_name", "单位名称", True, 60), Input("uscc", "统一社会信用代码", True, 24,
                                                      hint="18位，见营业执照或登记证书"),
         Input("legal_rep", "法定代表人", True), Input("legal_rep_phone", "联系电话", False, 24,
-                                                   "tel"),
+                                                   "tel", secret=True),
         Input("staff_count", "从业人数", False, 8, "numeric"),
     ),
 }
@@ -78,14 +79,17 @@ def _select(spec: Input, selected: str) -> str:
     return f'<select id="{spec.name}" name="{spec.name}">{options}</select>'
 
 
-def _input(spec: Input, value: str, error: str, failing: bool) -> str:
+def _input(spec: Input, value: str, error: str, failing: bool, kept: str = "") -> str:
     req = '<span class="req">*</span>' if spec.required else ""
     if spec.choices:
         control = _select(spec, value)
     else:
+        shown = "" if spec.secret else value
+        holder = f' placeholder="{_esc(kept)}"' if kept else ""
         control = (f'<input id="{spec.name}" name="{spec.name}" maxlength="{spec.max_len}" '
-                   f'inputmode="{spec.mode}" value="{_esc(value)}">')
-    hint = f'<div class="hint">{_esc(spec.hint)}</div>' if spec.hint else ""
+                   f'inputmode="{spec.mode}" value="{_esc(shown)}"{holder}>')
+    note = f"已保留 {kept}，不改可留空" if kept else spec.hint
+    hint = f'<div class="hint">{_esc(note)}</div>' if note else ""
     css = "has-err" if failing else ""
     return (f'<div class="{css}"><label for="{spec.name}">{_esc(spec.label)}{req}</label>'
             f"{control}{error}{hint}</div>")
@@ -134,6 +138,8 @@ class FormView:
     issues: Sequence[Issue] = ()
     buildings: Sequence[Node] = ()
     note: str = ""
+    draft: str = ""  # reference of the numbers kept server-side for this form
+    kept: Mapping[str, str] = field(default_factory=dict)  # masked copies of those numbers
 
 
 def render_form(view: FormView) -> str:
@@ -141,8 +147,8 @@ def render_form(view: FormView) -> str:
     slots = (*(i.name for i in inputs), "node", "address")
     errors = _issue_html(view.issues, slots)
     failing = {_slot(i.field, slots) for i in view.issues if i.severity is Severity.ERROR}
-    fields = "\n".join(_input(i, _shown(i, view.values), errors.get(i.name, ""), i.name in failing)
-                       for i in inputs)
+    fields = "\n".join(_input(i, _shown(i, view.values), errors.get(i.name, ""), i.name in failing,
+                              view.kept.get(i.name, "")) for i in inputs)
     warned = [i for i in view.issues if i.severity is not Severity.ERROR]
     confirm = ('<div class="card"><label class="confirm"><input type="checkbox" name="confirm" '
                'value="1" id="confirm">我已核实上述提示，所填信息与证件、证照一致</label></div>'
@@ -151,6 +157,7 @@ def render_form(view: FormView) -> str:
     plain = {n: _esc(view.values.get(n, "")) for n in ADDRESS_INPUTS if n != "node"}
     return FORM.substitute(
         title=title, section=section, address_title=address_title, kind=view.kind.value,
+        draft=_esc(view.draft),
         place=_esc(view.place), deadline=_esc(view.deadline), csrf=_esc(view.csrf),
         nonce=view.nonce, banner=_banner(view.note), tabs=_tabs(view.kind), fields=fields,
         confirm_block=confirm, err_node=errors.get("node", ""),

@@ -77,6 +77,10 @@ class CollectKeys:
     def form_nonce(self, nonce: str) -> str:
         return self.keys.k("collect", "form-used", nonce)
 
+    def form_draft(self, draft_id: str) -> str:
+        """Numbers a resident typed into a form that was sent back for fixing (sealed)."""
+        return self.keys.k("collect", "form-draft", draft_id)
+
     def form_rate(self, token_digest: str) -> str:
         return self.keys.k("collect", "form-rate", token_digest)
 

@@ -28,6 +28,7 @@ from collect import tokens
 from collect.access import Actor
 from collect.campaign import Campaign, Campaigns
 from collect.deps import CollectDeps
+from collect.formdraft import Draft, drop_draft, load_draft, save_draft
 from collect.formpage import KIND_INPUTS, FormView, field_names, render_form, render_message
 from collect.models import ChangeKind, RecordKind
 from collect.replies import when
@@ -103,11 +104,12 @@ async def _buildings(deps: CollectDeps, node: Node) -> list[Node]:
 
 async def _form(deps: CollectDeps, token: str, campaign: Campaign, node: Node,
                 kind: RecordKind, values: Mapping[str, str], issues: tuple[Issue, ...] = (),
-                status: int = 200, note: str = "") -> web.Response:
+                status: int = 200, note: str = "", draft: Draft | None = None) -> web.Response:
     nonce = secrets.token_urlsafe(12)
     view = FormView(kind, node.name, when(campaign.deadline),
                     tokens.csrf(deps.blind.subkey("form-token"), token, deps.now()), nonce,
-                    values, issues, await _buildings(deps, node), note)
+                    values, issues, await _buildings(deps, node), note,
+                    draft.id if draft else "", draft.masked() if draft else {})
     return _page(render_form(view), nonce, status)
 
 
@@ -133,7 +135,8 @@ async def submit_form(request: web.Request) -> web.Response:
     posted = await request.post()
     kind = _kind(str(posted.get("kind", "")))
     form = {k: str(posted.get(k, ""))[:MAX_FIELD] for k in (*field_names(kind), "csrf",
-                                                           "confirm")}
+                                                           "confirm", "draft")}
+    form.update(await load_draft(deps, token, form["draft"], form))
     key = deps.blind.subkey("form-token")
     nonce = tokens.check_csrf(key, token, form["csrf"], deps.now())
     if nonce is None or not _same_origin(request):
@@ -146,11 +149,14 @@ async def submit_form(request: web.Request) -> web.Response:
         return _message("已提交", "该表单已提交过，请勿重复提交", 409)
     result = await CollectService(deps).submit(_submission(campaign, node, kind, form))
     if result.outcome is Outcome.STORED:
+        await drop_draft(deps, form["draft"])
         return _stored(result)
     await deps.redis.delete(deps.keys.form_nonce(nonce))  # let the fixed form be sent again
     note = CONFIRM_NOTE if result.outcome is Outcome.CONFIRM else ""
-    return await _form(deps, token, campaign, node, kind, form, _shown_issues(result),
-                       status=422, note=note)
+    issues = _shown_issues(result)
+    draft = await save_draft(deps, token, kind, form, issues)
+    return await _form(deps, token, campaign, node, kind, form, issues, status=422, note=note,
+                       draft=draft)
 
 
 def _same_origin(request: web.Request) -> bool:

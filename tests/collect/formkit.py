@@ -18,6 +18,8 @@ from collect.deps import CollectDeps
 from collect.models import RecordKind
 
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+DRAFT = re.compile(r'name="draft" value="([^"]*)"')
+SECRET_FIELDS = ("id_number", "phone", "legal_rep_phone")
 PERSON_FIELDS = {"name": "周小梅", "phone": "15800002222", "population_type": "常住人口",
                  "relation": "户主", "street": "振兴路", "door": "18", "building": "3",
                  "unit": "2", "room": "601"}
@@ -52,6 +54,11 @@ class Page:
         assert match, "the page has no form"
         return html.unescape(match.group(1))
 
+    @property
+    def draft(self) -> str:
+        match = DRAFT.search(self.text)
+        return html.unescape(match.group(1)) if match else ""
+
     def errors(self, field: str) -> list[str]:
         pattern = rf'<div class="(err|warn)" data-field="{field}">([^<]*)</div>'
         return [html.unescape(m.group(2)) for m in re.finditer(pattern, self.text)]
@@ -76,5 +83,9 @@ class FormClient:
 
     async def resubmit(self, page: Page, fields: dict[str, str], *,
                        kind: RecordKind = RecordKind.PERSON, confirm: bool = True) -> Page:
+        """Send the returned page again as a browser would: the numbers were not sent back
+        (the page holds a draft reference instead), so those fields go empty."""
         extra = {"confirm": "1"} if confirm else {}
-        return await self.submit({**fields, **extra}, kind=kind, csrf=page.csrf)
+        kept = {name: "" for name in SECRET_FIELDS if name in fields}
+        return await self.submit({**fields, **kept, **extra, "draft": page.draft}, kind=kind,
+                                 csrf=page.csrf)

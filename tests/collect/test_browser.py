@@ -71,6 +71,8 @@ async def test_resident_declares_on_a_phone(browser: Any, aiohttp_server: Callab
     error = page.locator('[data-field="id_number"]')
     assert "公民身份号码：校验位" in await error.inner_text(), "the error sits by its field"
     assert await page.input_value("#name") == "蒋小雨", "typed values survive"
+    assert await page.input_value("#phone") == "", "numbers are never sent back in full"
+    assert await page.get_attribute("#phone", "placeholder") == "158****2222", "but are kept"
 
     await page.fill("#id_number", WARN_ID.lower().replace("18", "1 8", 1))
     await page.click("#submit")

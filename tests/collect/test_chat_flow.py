@@ -85,6 +85,11 @@ async def test_flow_intercepts_before_the_fallback_in_the_full_router(chat: Chat
     assert "【采集单位 2/6】" in await full.send("w1", "东关便民超市")
     assert "可以使用以下命令" in await full.send("w1", "帮助"), "帮助 still works"
     assert "已取消引导采集" in await full.send("w1", "取消")
+    held = await full.send("w1", "采集 人口\n姓名：赵小红\n身份证：141102199503010018\n"
+                                 "电话：13700001111\n地址：振兴路18号3栋2单元502\n人口类型：常住")
+    assert "「确认保存」" in held
+    assert (await full.send("w1", "确认 保存")).startswith("已保存"), \
+        "broadcast's 确认 <编号> passes a 确认 without a number on to collect"
 
 
 async def test_the_flow_keeps_one_session_per_worker(chat: Chat) -> None:

@@ -33,6 +33,7 @@ def person(number: str, **more: str) -> dict[str, str]:
 async def test_id_number_vectors_in_the_form(form: FormClient, deps: CollectDeps, number: str,
                                              expected: str, why: str) -> None:
     page = await form.submit(person(number))
+    assert number not in page.text and "15800002222" not in page.text, "numbers never echoed"
     if expected == "refuse":
         assert page.status == 422, why
         assert page.errors("id_number")[0].startswith("公民身份号码：")
@@ -42,6 +43,7 @@ async def test_id_number_vectors_in_the_form(form: FormClient, deps: CollectDeps
     if expected == "warn":
         assert page.status == 422 and 'name="confirm"' in page.text, why
         assert page.errors("id_number")[0].startswith("公民身份号码：")
+        assert f"已保留 {masked_id(number)}" in page.text and page.draft
         assert await person_by_id(deps, number) is None
         page = await form.resubmit(page, person(number))
     assert page.status == 200 and "提交成功" in page.text, why
@@ -77,6 +79,18 @@ async def test_errors_are_shown_next_to_their_fields(form: FormClient) -> None:
     assert page.errors("population_type")[0].startswith("人口类型：")
     assert page.errors("address")[0].startswith("地址：")
     assert 'value="周小梅"' in page.text, "what was typed stays in the form"
+    assert "1423**********0019" in page.text and "142326198811110019" not in page.text
+
+
+async def test_a_draft_only_serves_its_own_link(form: FormClient, deps: CollectDeps) -> None:
+    number = "141102199503010018"  # a warning: the page keeps the number in a draft
+    page = await form.submit(person(number))
+    other = FormClient(form.client, await campaign_path(deps, G01))
+    stolen = await other.submit({**PERSON_FIELDS, "id_number": "", "phone": "",
+                                 "draft": page.draft, "confirm": "1"})
+    assert stolen.status == 422 and stolen.errors("id_number"), "another link's draft is void"
+    done = await form.resubmit(page, person(number))
+    assert done.status == 200 and await person_by_id(deps, number) is not None
 
 
 async def test_chat_then_form_is_one_record_with_history(chat: Chat, form: FormClient,
