@@ -20,6 +20,7 @@ from bot.clock import Clock
 from bot.keys import Keys
 from bot.redis import EmbeddedRedis, connect
 from bot.settings import Settings, load_settings
+from tests.leakscan import no_personal_number_leaks  # noqa: F401  (autouse, suite-wide)
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CORP_ID = "wwgridbottest0001"

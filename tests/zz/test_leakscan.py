@@ -1,0 +1,40 @@
+"""Runs last: the whole suite's replies, logs and error bodies carried no personal number."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from tests.leakscan import LEDGER, find_leaks
+
+
+def test_scanner_finds_planted_numbers() -> None:
+    text = "身份证 11010519491231002X 电话 13812345678 编号 N20261126 时间 1700000000123"
+    assert len(find_leaks(text)) == 2
+    assert find_leaks("1101**********002X 138****5678") == []
+
+
+@pytest.mark.leaks_expected
+def test_the_guard_would_fail_a_leaking_test(pytester: pytest.Pytester) -> None:
+    root = Path(__file__).resolve().parents[2]
+    pytester.makeconftest(
+        f"import sys\nsys.path.insert(0, {str(root)!r})\n"
+        "from tests.leakscan import no_personal_number_leaks  # noqa: F401\n"
+    )
+    pytester.makepyfile(
+        "import logging\n"
+        "def test_leaky():\n"
+        "    logging.getLogger('x').warning('phone 13812345678')\n"
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1, errors=1)
+    assert "personal numbers leaked" in result.stdout.str()
+
+
+def test_whole_suite_leaked_nothing() -> None:
+    logging.getLogger("tests.zz").debug("final scan of %d texts", LEDGER.scanned)
+    if LEDGER.scanned == 0:
+        pytest.skip("只在整套测试中有意义：请运行 python3 dev.py test")
+    assert LEDGER.leaks == []
