@@ -74,7 +74,7 @@ async def create_task(rt: Runtime, job: Job, worker: str) -> Result:
         await _fail_unit(rt, job.notice, job.ref, chats, f"{error.errcode} {error.errmsg}",
                          fence=worker)
     else:
-        await task_created(rt, notice, job.ref, chats, result.msgid, set(result.fail_list),
+        await task_created(rt, notice, unit, chats, result.msgid, set(result.fail_list),
                            rt.clock.now(), fence=worker)
     return Result.DONE
 
@@ -98,9 +98,10 @@ async def _sendable(rt: Runtime, notice: Notice, unit: Unit, job: Job) -> list[s
         await rt.state.transition(notice.id, [Item(c, "原通知未送达该群") for c in skipped],
                                   [PairState.PLANNED], PairState.SKIPPED, now=rt.clock.now())
     if not reached:
-        await rt.state.transition(notice.id, [], [], PairState.SKIPPED, now=rt.clock.now(),
-                                  unit=UnitChange(unit.name, ["planned"], "done"))
-        await check_settled(rt, notice.id)
+        done = await rt.state.transition(notice.id, [], [], PairState.SKIPPED,
+                                         now=rt.clock.now(),
+                                         unit=UnitChange(unit.name, ["planned"], "done"))
+        await check_settled(rt, notice.id, done.pending)
         return None
     return reached
 
@@ -110,12 +111,12 @@ async def _parent_settled(rt: Runtime, parent_id: int) -> bool:
     return parent is None or parent.settled_at > 0
 
 
-async def task_created(rt: Runtime, notice: Notice, unit: str, chats: list[str], msgid: str,
+async def task_created(rt: Runtime, notice: Notice, unit: Unit, chats: list[str], msgid: str,
                        refused: set[str], created_at: float, *, fence: str) -> None:
-    """Record the task WeCom created and schedule what follows it."""
+    """Record the task WeCom created, tell the owner, and schedule polls and the reminder."""
     items = [Item(c, "企业微信拒绝：不是该群群主或群已解散", to=PairState.FAILED) if c in refused
              else Item(c) for c in chats]
-    change = UnitChange(unit, ["submitted"], AWAITING, fence=fence,
+    change = UnitChange(unit.name, ["submitted"], AWAITING, fence=fence,
                         set={"msgid": msgid, "ct": created_at})
     moved = await rt.state.transition(notice.id, items, [PairState.SUBMITTED],
                                       PairState.AWAITING_OWNER, now=rt.clock.now(), unit=change)
@@ -123,12 +124,15 @@ async def task_created(rt: Runtime, notice: Notice, unit: str, chats: list[str],
         return
     await rt.quota.record_sends([c for c in chats if c not in refused])
     await rt.notices.step_done(notice.id, "task", rt.clock.now())
-    await rt.queue.enqueue([Job("owner_msg", notice.id, unit)])
     interval = float(notice.extra.get("poll_interval", rt.config.poll_interval_seconds))
-    await rt.queue.defer([Job("poll", notice.id, unit)], created_at + interval)
-    await rt.queue.defer([Job("remind", notice.id, unit)], created_at + rt.config.remind_after_seconds)
+    await rt.queue.defer([Job("poll", notice.id, unit.name)], created_at + interval)
+    await rt.queue.defer([Job("remind", notice.id, unit.name)],
+                         created_at + rt.config.remind_after_seconds)
     if refused:
-        await check_settled(rt, notice.id)
+        await check_settled(rt, notice.id, moved.pending)
+    accepted = [c for c in chats if c not in refused]
+    if accepted:
+        await tell_owner(rt, notice, Job("owner_msg", notice.id, unit.name), unit.owner, accepted)
 
 
 async def _retry_unit(rt: Runtime, job: Job, unit: Unit, worker: str,
@@ -183,7 +187,7 @@ async def reconcile(rt: Runtime, job: Job, worker: str) -> Result:
     if found is not None:
         msgid, created_at, accepted = found
         refused = {c for c in unit.chats if c not in accepted}
-        await task_created(rt, notice, job.ref, list(unit.chats), msgid, refused, created_at,
+        await task_created(rt, notice, unit, list(unit.chats), msgid, refused, created_at,
                            fence=unit.worker)
         return Result.DONE
     looks = await rt.notices.count(job.notice, f"looks:{job.ref}")
@@ -234,34 +238,36 @@ async def send_results(rt: Runtime, msgid: str, owner: str) -> list[GroupMsgSend
 
 
 async def owner_message(rt: Runtime, job: Job, worker: str) -> Result:
-    """Job `owner_msg`: ask the owner, 1:1, to confirm the task now."""
+    """Job `owner_msg`: ask the owner again when the message right after the task could not
+    go (rate ceiling, transient failure)."""
     notice = await rt.notice(job.notice)
     unit = await rt.state.unit(job.notice, job.ref)
     if notice is None or unit is None or unit.state != AWAITING or unit.owner_told:
         return Result.DONE
-    if not await rate_gate(rt, job, rt.costs.app_message(unit.owner)):
-        return Result.DONE
-    groups = await rt.plans.groups_named(job.notice, unit.chats)
-    issuer = await _person_label(rt, notice.issuer, "民警")
-    try:
-        await rt.wecom.send_text(unit.owner, content.owner_text(notice, issuer, groups))
-    except (TransientError, RateLimitedError) as error:
-        delay = error.retry_after if isinstance(error, RateLimitedError) else \
-            retry_delay(rt, 1 + await rt.notices.count(job.notice, f"om:{job.ref}"))
-        if delay is not None:
-            await rt.queue.defer([job], rt.clock.now() + delay)
-        return Result.DONE
-    except WeComError as error:
-        log.warning("! bcast=%s unit=%s owner message failed: %s", job.notice, job.ref, error)
-    await rt.state.transition(job.notice, [], [], PairState.AWAITING_OWNER, now=rt.clock.now(),
-                              unit=UnitChange(job.ref, [AWAITING], AWAITING, set={"om": 1}))
-    await rt.notices.step_done(job.notice, "owner_msg", rt.clock.now())
+    await tell_owner(rt, notice, job, unit.owner, list(unit.chats))
     return Result.DONE
 
 
-async def _person_label(rt: Runtime, userid: str, role: str) -> str:
-    person = await rt.registry.person(userid)
-    return f"{role}{person.name}" if person and person.name else role
+async def tell_owner(rt: Runtime, notice: Notice, job: Job, owner: str, chats: list[str]) -> None:
+    """The 1:1 app message asking the owner to confirm now; retried through `job` (kind
+    owner_msg) when it cannot go at once. WeCom's duplicate check makes a repeat harmless."""
+    if not await rate_gate(rt, job, rt.costs.app_message(owner)):
+        return
+    groups = await rt.plans.groups_named(notice.id, chats)
+    issuer = notice.extra.get("issuer_label") or "民警"
+    try:
+        await rt.wecom.send_text(owner, content.owner_text(notice, issuer, groups))
+    except (TransientError, RateLimitedError) as error:
+        delay = error.retry_after if isinstance(error, RateLimitedError) else \
+            retry_delay(rt, await rt.notices.count(notice.id, f"om:{job.ref}"))
+        if delay is not None:
+            await rt.queue.defer([job], rt.clock.now() + delay)
+        return
+    except WeComError as error:
+        log.warning("! bcast=%s unit=%s owner message failed: %s", notice.id, job.ref, error)
+    await rt.state.transition(notice.id, [], [], PairState.AWAITING_OWNER, now=rt.clock.now(),
+                              unit=UnitChange(job.ref, [AWAITING], AWAITING, set={"om": 1}))
+    await rt.notices.step_done(notice.id, "owner_msg", rt.clock.now())
 
 
 async def poll(rt: Runtime, job: Job, worker: str) -> Result:

@@ -1,8 +1,8 @@
 """The delivery engine: releasing a notice, its `start` job, and the job dispatch table.
 
 A released notice is `sending`; its `start` job (run by any worker) enqueues one job per
-owner task and per appchat/webhook group — owner tasks first, as owners need the most time
-— and schedules the deadline, the escalations and the final horizon. Running `start` twice
+appchat/webhook group and per owner task — groups first, as their ceilings set the machine
+floor — and schedules the deadline, the escalations and the final horizon. Running `start` twice
 is harmless: every job checks its pair or unit before doing anything.
 """
 
@@ -56,13 +56,12 @@ async def start(rt: Runtime, job: Job, worker: str) -> Result:
         await withdraw_parent(rt, notice)
     if notice.extra.get("replan"):
         await replan(rt, notice)
-    units = await rt.state.units(notice.id)
-    pairs = await rt.state.pairs(notice.id)
-    unit_chats = {c for u in units for c in u.chats}
-    jobs = [Job("task", notice.id, u.name) for u in units if u.state == "planned"]
-    jobs += [Job("send", notice.id, c) for c, r in sorted(pairs.items())
-             if r.state is PairState.PLANNED and c not in unit_chats]
-    await rt.queue.enqueue(jobs)
+    direct, units = await rt.plans.work(notice.id)
+    # appchat/webhook first: their ceilings (person-times per minute) set the machine floor,
+    # so their first window must open at once; owner tasks follow a moment later. Jobs whose
+    # pair or unit is no longer planned (a second `start`) end at their first check.
+    await rt.queue.enqueue([Job("send", notice.id, c) for c in direct])
+    await rt.queue.enqueue([Job("task", notice.id, u) for u in units])
     await _schedule_timers(rt, notice, has_units=bool(units))
     await rt.notices.step_done(notice.id, "enqueued", rt.clock.now())
     await check_settled(rt, notice.id)

@@ -44,10 +44,12 @@ async def worker_alive(rt: Runtime, worker: str) -> bool:
     return bool(worker) and bool(await rt.redis.exists(rt.keys.worker_alive(worker)))
 
 
-async def check_settled(rt: Runtime, notice_id: int) -> None:
-    """Enqueue the final report once no pair of the notice is pending any more."""
-    counts = await rt.state.counts(notice_id)
-    if not any(counts.get(s, 0) for s in PENDING_STATES):
+async def check_settled(rt: Runtime, notice_id: int, pending: int = -1) -> None:
+    """Enqueue the final report once no pair of the notice is pending any more (`pending`
+    as a transition reported it; -1: read the counts)."""
+    if pending < 0:
+        pending = pending_left(await rt.state.counts(notice_id))
+    if pending == 0:
         await rt.queue.enqueue([Job("final", notice_id)])
 
 

@@ -45,6 +45,9 @@ class BroadcastKeys:
     def counts(self, notice: int) -> str:  # hash state -> number of pairs
         return self._n(notice, "count")
 
+    def direct(self, notice: int) -> str:  # list: appchat then webhook chats, in send order
+        return self._n(notice, "direct")
+
     def units(self, notice: int) -> str:  # hash unit -> owner task JSON
         return self._n(notice, "unit")
 

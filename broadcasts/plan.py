@@ -19,7 +19,7 @@ from bot.registry.store import Registry
 from broadcasts.keys import BroadcastKeys
 from broadcasts.models import PairRecord, PairState, PlannedGroup
 from broadcasts.quota import QuotaBook
-from broadcasts.rtypes import olist, opt, smap
+from broadcasts.rtypes import olist, opt, slist, smap
 from broadcasts.state import unit_json
 
 QUOTA_SPENT = "本月群发次数已用完，未发送"
@@ -27,8 +27,9 @@ QUOTA_SPENT = "本月群发次数已用完，未发送"
 _WRITE = """
 if ARGV[1] ~= '1' and redis.call('HEXISTS', KEYS[5], 'planned') == 1 then return 0 end
 if ARGV[4] ~= '' and redis.call('HEXISTS', KEYS[5], ARGV[4]) == 1 then return 0 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[6])
 local spec = cjson.decode(ARGV[2])
+for _, chat in ipairs(spec.direct) do redis.call('RPUSH', KEYS[6], chat) end
 for chat, g in pairs(spec.groups) do redis.call('HSET', KEYS[1], chat, g) end
 for chat, p in pairs(spec.pairs) do redis.call('HSET', KEYS[2], chat, p) end
 for state, n in pairs(spec.counts) do redis.call('HSET', KEYS[3], state, n) end
@@ -146,7 +147,10 @@ class PlanStore:
             record = plan.initial.get(g.chat_id) or PairRecord(PairState.PLANNED, at=now)
             pairs[g.chat_id] = record.to_json()
             counts[record.state.value] += 1
+        direct = sorted((g for g in plan.groups if not g.unit and g.chat_id not in plan.initial),
+                        key=lambda g: (g.kind != DeliveryKind.APPCHAT.value, g.chat_id))
         spec = {
+            "direct": [g.chat_id for g in direct],
             "groups": {g.chat_id: g.to_json() for g in plan.groups}, "pairs": pairs,
             "counts": dict(counts),
             "units": {name: unit_json(owner, chats) for name, (owner, chats) in plan.units.items()},
@@ -154,9 +158,17 @@ class PlanStore:
         k = self._keys
         written = await self._write(
             keys=[k.groups(notice), k.pairs(notice), k.counts(notice), k.units(notice),
-                  k.marks(notice)],
+                  k.marks(notice), k.direct(notice)],
             args=["1" if replace else "0", json.dumps(spec, ensure_ascii=False), repr(now), once])
         return bool(int(written))
+
+    async def work(self, notice: int) -> tuple[list[str], list[str]]:
+        """(appchat/webhook chats, owner task names) of the plan, in sending order."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.lrange(self._keys.direct(notice), 0, -1)
+        pipe.hkeys(self._keys.units(notice))
+        direct, units = await pipe.execute()
+        return slist(direct), sorted(slist(units))
 
     async def group(self, notice: int, chat: str) -> PlannedGroup | None:
         raw = opt(await self._redis.hget(self._keys.groups(notice), chat))

@@ -21,16 +21,14 @@ DIED_IN_FLIGHT = "发送时工作进程中断，无法确认是否送达（系�
 async def send_group(rt: Runtime, job: Job, worker: str) -> Result:
     """Job `send`: one appchat or webhook group of a notice."""
     notice = await rt.notice(job.notice)
-    record = await rt.state.pair(job.notice, job.ref)
-    if notice is None or record is None:
+    record, raw_group = await rt.state.pair_and_group(job.notice, job.ref)
+    if notice is None or record is None or raw_group is None:
         return Result.DONE
     if record.state is PairState.SUBMITTED:
         return await take_over(rt, job, record, worker)
-    if record.state is not PairState.PLANNED:
+    if record.state is not PairState.PLANNED or not await parent_allows(rt, notice, job):
         return Result.DONE
-    group = await rt.plans.group(job.notice, job.ref)
-    if group is None or not await parent_allows(rt, notice, job):
-        return Result.DONE
+    group = PlannedGroup.from_json(raw_group)
     rates = (rt.costs.webhook(group.webhook_key) if group.kind == DeliveryKind.WEBHOOK
              else rt.costs.appchat(group.members))
     if not await rate_gate(rt, job, rates):
@@ -55,14 +53,15 @@ async def _send_and_settle(rt: Runtime, notice: Notice, group: PlannedGroup,
         await _retry_later(rt, job, record, worker, error)
         return
     except AmbiguousError as error:
-        await _settle(rt, job, worker, PairState.UNCERTAIN, f"应答丢失，无法确认是否送达：{error}")
+        pending = await _settle(rt, job, worker, PairState.UNCERTAIN,
+                                f"应答丢失，无法确认是否送达：{error}")
     except WeComAPIError as error:
-        await _settle(rt, job, worker, PairState.FAILED, f"{error.errcode} {error.errmsg}")
+        pending = await _settle(rt, job, worker, PairState.FAILED, f"{error.errcode} {error.errmsg}")
     else:
         now = rt.clock.now()
-        await _settle(rt, job, worker, PairState.DELIVERED, None, delivered_at=now)
+        pending = await _settle(rt, job, worker, PairState.DELIVERED, None, delivered_at=now)
         await rt.notices.step_done(job.notice, group.kind, now)
-    await check_settled(rt, job.notice)
+    await check_settled(rt, job.notice, pending)
 
 
 async def _retry_later(rt: Runtime, job: Job, record: PairRecord, worker: str,
@@ -73,8 +72,8 @@ async def _retry_later(rt: Runtime, job: Job, record: PairRecord, worker: str,
     else:
         delay, counted = retry_delay(rt, record.attempts + 1), True
     if delay is None:
-        await _settle(rt, job, worker, PairState.FAILED, f"多次重试仍失败：{error}")
-        await check_settled(rt, job.notice)
+        pending = await _settle(rt, job, worker, PairState.FAILED, f"多次重试仍失败：{error}")
+        await check_settled(rt, job.notice, pending)
         return
     moved = await rt.state.transition(job.notice, [Item(job.ref, detail=str(error))],
                                       [PairState.SUBMITTED], PairState.PLANNED,
@@ -85,9 +84,11 @@ async def _retry_later(rt: Runtime, job: Job, record: PairRecord, worker: str,
 
 
 async def _settle(rt: Runtime, job: Job, worker: str, to: PairState, detail: str | None,
-                  *, delivered_at: float | None = None) -> None:
-    await rt.state.transition(job.notice, [Item(job.ref, detail, delivered_at)],
-                              [PairState.SUBMITTED], to, now=rt.clock.now(), fence=worker)
+                  *, delivered_at: float | None = None) -> int:
+    """Settle the pair this worker holds; returns the notice's pending count."""
+    done = await rt.state.transition(job.notice, [Item(job.ref, detail, delivered_at)],
+                                     [PairState.SUBMITTED], to, now=rt.clock.now(), fence=worker)
+    return done.pending
 
 
 async def take_over(rt: Runtime, job: Job, record: PairRecord, worker: str) -> Result:
@@ -103,7 +104,7 @@ async def take_over(rt: Runtime, job: Job, record: PairRecord, worker: str) -> R
         await rt.redis.hincrby(rt.keys.stats(), "uncertain", 1)
         log.warning("! bcast=%s chat=%s uncertain: worker %s died in flight",
                     job.notice, job.ref, record.worker)
-        await check_settled(rt, job.notice)
+        await check_settled(rt, job.notice, moved.pending)
     return Result.DONE
 
 
@@ -118,9 +119,9 @@ async def parent_allows(rt: Runtime, notice: Notice, job: Job) -> bool:
     if parent is not None and not parent.state.final and not await _parent_over(rt, notice):
         await rt.queue.defer([job], rt.clock.now() + rt.config.poll_interval_seconds)
         return False
-    await rt.state.transition(job.notice, [Item(job.ref, "原通知未送达该群")], [PairState.PLANNED],
-                              PairState.SKIPPED, now=rt.clock.now())
-    await check_settled(rt, job.notice)
+    skipped = await rt.state.transition(job.notice, [Item(job.ref, "原通知未送达该群")],
+                                        [PairState.PLANNED], PairState.SKIPPED, now=rt.clock.now())
+    await check_settled(rt, job.notice, skipped.pending)
     return False
 
 

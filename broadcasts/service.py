@@ -104,6 +104,7 @@ class BroadcastService:
             target=TargetSpec(resolved.codes, draft.tags, resolved.exclude), issuer=actor,
             created_at=now, scheduled_at=draft.schedule_at or 0.0,
             needs_approval=await self._needs_approval(draft, resolved.codes),
+            extra={"issuer_label": f"{person.role.label}{person.name}"},
             target_label=resolved.label + (f"（标签：{'、'.join(draft.tags)}）" if draft.tags else ""),
         )
         planned = await plan_groups(self.rt.registry, groups,
@@ -274,12 +275,13 @@ class BroadcastService:
             id=await self.rt.notices.next_id(), level=parent.level, content=Content(draft.text),
             target=parent.target, issuer=actor, created_at=self.rt.clock.now(),
             kind=draft.kind, parent=parent.id, target_label=f"同原通知 #{parent.id} 的接收群",
+            extra={"issuer_label": f"{person.role.label}{person.name}"},
         )
         planned = await self._parent_recipients(parent.id)
         self._check_size(notice, planned)
         await self.rt.notices.add_followup(parent.id, notice.id)
         plan, forecast = await self._plan(planned)
-        notice = notice.with_(extra={"floor": repr(forecast.floor.seconds)})
+        notice = notice.with_(extra={**notice.extra, "floor": repr(forecast.floor.seconds)})
         await self.rt.notices.save(notice)
         await self.rt.plans.write(notice.id, plan, self.rt.clock.now())
         await release(self.rt, notice, self.rt.clock.now())

@@ -43,7 +43,7 @@ if spec.unit then
 end
 local from = {}
 for _, s in ipairs(spec.from) do from[s] = true end
-local out = {'ok'}
+local out = {'ok', 0}
 for i, item in ipairs(spec.items) do
   local raw = redis.call('HGET', pairs_key, item.c)
   local done = false
@@ -66,8 +66,13 @@ for i, item in ipairs(spec.items) do
       done = true
     end
   end
-  if done then out[i + 1] = '' else out[i + 1] = raw or '-' end
+  if done then out[i + 2] = '' else out[i + 2] = raw or '-' end
 end
+local pending = 0
+for _, n in ipairs(redis.call('HMGET', counts, 'planned', 'submitted', 'awaiting_owner', 'late')) do
+  pending = pending + (tonumber(n) or 0)
+end
+out[2] = pending
 return out
 """
 
@@ -112,6 +117,7 @@ class Outcome:
     kept: dict[str, PairRecord | None]
     unit_ok: bool = True
     unit_now: dict[str, Any] | None = None
+    pending: int = -1  # pairs of the notice still pending afterwards (-1: not known)
 
     @property
     def ok(self) -> bool:
@@ -182,16 +188,24 @@ class StateStore:
             return Outcome([], {}, unit_ok=False, unit_now=json.loads(raw[1]))
         moved: list[str] = []
         kept: dict[str, PairRecord | None] = {}
-        for item, result in zip(items, raw[1:], strict=True):
+        for item, result in zip(items, raw[2:], strict=True):
             if result == "":
                 moved.append(item.chat)
             else:
                 kept[item.chat] = None if result == "-" else PairRecord.from_json(result)
-        return Outcome(moved, kept)
+        return Outcome(moved, kept, pending=int(raw[1]))
 
     async def pair(self, notice: int, chat: str) -> PairRecord | None:
         raw = opt(await self._redis.hget(self._keys.pairs(notice), chat))
         return PairRecord.from_json(raw) if raw else None
+
+    async def pair_and_group(self, notice: int, chat: str) -> tuple[PairRecord | None, str | None]:
+        """The pair's record and its planned group's JSON, in one round trip."""
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.hget(self._keys.pairs(notice), chat)
+        pipe.hget(self._keys.groups(notice), chat)
+        record, group = (opt(x) for x in await pipe.execute())
+        return (PairRecord.from_json(record) if record else None), group
 
     async def pairs_of(self, notice: int, chats: Sequence[str]) -> dict[str, PairRecord]:
         """Records of `chats` that exist."""

@@ -28,6 +28,7 @@ log = logging.getLogger("broadcasts.worker")
 MIN_IDLE_REAL = 2.0  # real seconds
 READ_BLOCK_MS = 50
 STOP_GRACE_REAL = 30.0
+ACK_EVERY_REAL = 0.05
 
 
 def worker_name() -> str:
@@ -46,6 +47,7 @@ class Worker:
         self.alive_ms = int(idle * 800)
         self.beat = idle / 5
         self._inflight: dict[str, asyncio.Task[None]] = {}
+        self._acks: list[str] = []
         self._stop = asyncio.Event()
         self.processed = 0
 
@@ -56,13 +58,16 @@ class Worker:
         """Work until stop(); then let in-flight jobs finish (bounded)."""
         await self.rt.queue.ensure_group()
         beat = asyncio.create_task(self._heartbeat(), name=f"beat-{self.name}")
+        acks = asyncio.create_task(self._flush_acks(), name=f"acks-{self.name}")
         try:
             await self._loop()
         finally:
             await self._drain()
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            for task in (beat, acks):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self._ack_now()
             await self.rt.redis.delete(self.rt.keys.worker_alive(self.name))
 
     async def _loop(self) -> None:
@@ -97,10 +102,22 @@ class Worker:
                 await self.rt.queue.ack([entry.id])
         else:
             if result is Result.DONE:
-                await self.rt.queue.ack([entry.id])
+                self._acks.append(entry.id)  # acknowledged in batches; a redelivery is harmless
             self.processed += 1
         finally:
             self._inflight.pop(entry.id, None)
+
+    async def _flush_acks(self) -> None:
+        while True:
+            await asyncio.sleep(ACK_EVERY_REAL)
+            try:
+                await self._ack_now()
+            except Exception:
+                log.warning("acknowledging failed", exc_info=True)
+
+    async def _ack_now(self) -> None:
+        ids, self._acks = self._acks, []
+        await self.rt.queue.ack(ids)
 
     async def _heartbeat(self) -> None:
         key = self.rt.keys.worker_alive(self.name)
