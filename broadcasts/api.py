@@ -24,9 +24,8 @@ from aiohttp import web
 
 from bot import appkeys
 from broadcasts.apikeys import ApiKeys
-from broadcasts.models import Content
 from broadcasts.grammar import LEVEL_WORDS, GrammarError, NoticeDraft, parse_time
-from broadcasts.models import NoticeKind, NoticeLevel
+from broadcasts.models import Content, NoticeKind, NoticeLevel
 from broadcasts.progress import snapshot
 from broadcasts.schedule import bind_scheduler, bound_scheduling, runtime_from_app
 from broadcasts.service import BroadcastService, Reply
@@ -97,6 +96,8 @@ async def create(request: web.Request, svc: BroadcastService, actor: str) -> web
     try:
         draft = draft_from_json(body, svc.rt.clock.now())
     except GrammarError as error:
+        await svc.rt.audit.record(actor, "broadcast.issue", "error", detail=str(error),
+                                  source=_source(request))
         return _json({"ok": False, "message": str(error)}, 400)
     return _answer(await svc.issue(actor, draft, source=_source(request)))
 
@@ -144,7 +145,8 @@ async def follow_up(request: web.Request, svc: BroadcastService, actor: str) -> 
     kind = KINDS.get(str(body.get("kind", "")))
     if kind is None:
         return _json({"ok": False, "message": "kind 须为 update / retract / solved"}, 400)
-    word = {NoticeKind.UPDATE: "更新", NoticeKind.RETRACT: "撤回", NoticeKind.SOLVED: "已破案"}[kind]
+    word = {NoticeKind.UPDATE: "更新", NoticeKind.RETRACT: "撤回",
+            NoticeKind.SOLVED: "已破案"}[kind]
     return _answer(await svc.follow_up_text(actor, word, f"{_nid(request)} {body.get('text', '')}",
                                             source=_source(request)))
 

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -97,7 +98,7 @@ def run_broadcast(args: argparse.Namespace) -> int:
     settings = _settings(args)
     setup_logging("WARNING")
     reply = asyncio.run(_broadcast(settings, args))
-    print(reply.text)
+    sys.stdout.write(reply.text + "\n")
     return 0 if reply.ok else 1
 
 

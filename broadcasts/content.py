@@ -52,8 +52,8 @@ def _lead(notice: Notice) -> str:
     """What a follow-up says about the original before the officer's own words."""
     p = notice.parent
     return {NoticeKind.UPDATE: f"通知 #{p} 有更新：",
-            NoticeKind.RETRACT: f"通知 #{p} 已撤回，请勿再转发。" + ("说明：" if notice.content.text
-                                                                 else ""),
+            NoticeKind.RETRACT: f"通知 #{p} 已撤回，请勿再转发。"
+            + ("说明：" if notice.content.text else ""),
             NoticeKind.SOLVED: f"通知 #{p} 所涉案件已破获，感谢大家支持！"}.get(notice.kind, "")
 
 

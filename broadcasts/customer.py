@@ -122,7 +122,6 @@ async def task_created(rt: Runtime, notice: Notice, unit: Unit, chats: list[str]
                                       PairState.AWAITING_OWNER, now=rt.clock.now(), unit=change)
     if not moved.unit_ok:
         return
-    await rt.quota.record_sends([c for c in chats if c not in refused])
     await rt.notices.step_done(notice.id, "task", rt.clock.now())
     interval = float(notice.extra.get("poll_interval", rt.config.poll_interval_seconds))
     await rt.queue.defer([Job("poll", notice.id, unit.name)], created_at + interval)
@@ -180,7 +179,8 @@ async def reconcile(rt: Runtime, job: Job, worker: str) -> Result:
     try:
         found = await find_task(rt, notice, unit)
     except WeComError as error:
-        log.info("↻ bcast=%s unit=%s reconcile failed, again later: %s", job.notice, job.ref, error)
+        log.info("↻ bcast=%s unit=%s reconcile failed, again later: %s",
+                 job.notice, job.ref, error)
         await rt.queue.defer([job], rt.clock.now() + RECONCILE_GAP)
         return Result.DONE
     await rt.redis.hincrby(rt.keys.stats(), "reconciled" if found else "reconcile_misses", 1)
@@ -340,22 +340,26 @@ async def settle_results(rt: Runtime, notice: Notice, unit: Unit,
         items.append(Item(chat, RESULT_DETAIL.get(r.status), at, RESULT_STATES[r.status]))
     change = None if pending else UnitChange(unit.name, [AWAITING], "done",
                                              set={"cf": send_time})
-    await rt.state.transition(notice.id, items, [PairState.AWAITING_OWNER, PairState.LATE],
-                              PairState.DELIVERED, now=rt.clock.now(), unit=change)
-    await rt.quota.mark_full([r.chat_id for r in results if r.status == 3])
+    done = await rt.state.transition(notice.id, items, [PairState.AWAITING_OWNER, PairState.LATE],
+                                     PairState.DELIVERED, now=rt.clock.now(), unit=change)
+    if not done.unit_ok:
+        return True  # another worker settled this unit first
+    moved = set(done.moved)  # count each group once, however often its result is read
+    await rt.quota.record_sends([c for c in moved if by_chat[c].status == 1])
+    await rt.quota.mark_full([c for c in moved if by_chat[c].status == 3])
     if change is not None:
         await rt.redis.lpush(rt.keys.confirm_delays(), f"{send_time - unit.created_at:.1f}")
         await rt.redis.ltrim(rt.keys.confirm_delays(), 0, 4999)
-        await check_settled(rt, notice.id)
+        await check_settled(rt, notice.id, done.pending)
     return change is not None
 
 
 async def _fail_awaiting(rt: Runtime, notice_id: int, unit: Unit, detail: str) -> None:
     change = UnitChange(unit.name, [AWAITING], "failed")
-    await rt.state.transition(notice_id, [Item(c, detail) for c in unit.chats],
-                              [PairState.AWAITING_OWNER, PairState.LATE], PairState.FAILED,
-                              now=rt.clock.now(), unit=change)
-    await check_settled(rt, notice_id)
+    done = await rt.state.transition(notice_id, [Item(c, detail) for c in unit.chats],
+                                     [PairState.AWAITING_OWNER, PairState.LATE], PairState.FAILED,
+                                     now=rt.clock.now(), unit=change)
+    await check_settled(rt, notice_id, done.pending)
 
 
 async def remind(rt: Runtime, job: Job, worker: str) -> Result:
@@ -381,7 +385,8 @@ async def remind(rt: Runtime, job: Job, worker: str) -> Result:
     await rt.limiter.acquire(rt.costs.app_message(unit.owner))
     waited = rt.clock.now() - unit.created_at
     try:
-        await rt.wecom.send_text(unit.owner, content.reminder_text(notice, waited, len(unit.chats)))
+        text = content.reminder_text(notice, waited, len(unit.chats))
+        await rt.wecom.send_text(unit.owner, text)
     except WeComError as error:
         log.warning("! bcast=%s unit=%s reminder message failed: %s", job.notice, job.ref, error)
     return Result.DONE

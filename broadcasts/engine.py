@@ -84,7 +84,8 @@ async def _schedule_timers(rt: Runtime, notice: Notice, *, has_units: bool) -> N
     await q.defer([Job("deadline", notice.id)], notice.deadline_at)
     await q.defer([Job("final", notice.id, "horizon")], float(notice.extra["horizon_at"]))
     if has_units:
-        await q.defer([Job("escalate", notice.id, "officer")], at + c.escalate_officer_after_seconds)
+        await q.defer([Job("escalate", notice.id, "officer")],
+                      at + c.escalate_officer_after_seconds)
         await q.defer([Job("escalate", notice.id, "supervisor")],
                       at + c.escalate_supervisor_after_seconds)
 

@@ -29,7 +29,7 @@ async def escalate(rt: Runtime, job: Job, worker: str) -> Result:
     groups = await rt.plans.groups(job.notice)
     acked = set(slist(await rt.redis.hkeys(rt.keys.acks(job.notice))))
     supervisor = job.ref == "supervisor"
-    per_chief = _by_chief(waiting, groups, acked, supervisor)
+    per_chief = by_chief(waiting, groups, acked, supervisor)
     names = await _names(rt, {u.owner for u in waiting})
     waited = rt.clock.now() - notice.started_at
     for chief, units in sorted(per_chief.items()):
@@ -37,15 +37,16 @@ async def escalate(rt: Runtime, job: Job, worker: str) -> Result:
             continue
         rows = [(names.get(u.owner, u.owner), [groups[c].name for c in u.chats if c in groups])
                 for u in units]
-        await _tell(rt, chief, content.chunks(content.escalation_header(notice, waited, supervisor),
-                                              content.escalation_lines(rows)))
+        header = content.escalation_header(notice, waited, supervisor)
+        await _tell(rt, chief, content.chunks(header, content.escalation_lines(rows)))
     log.info("⇡ bcast=%s %s escalation: %d owners, %d recipients", job.notice, job.ref,
              len(waiting), len(per_chief))
     return Result.DONE
 
 
-def _by_chief(units: list[Unit], groups: dict[str, PlannedGroup], acked: set[str],
-              supervisor: bool) -> dict[str, list[Unit]]:
+def by_chief(units: list[Unit], groups: dict[str, PlannedGroup], acked: set[str],
+             supervisor: bool) -> dict[str, list[Unit]]:
+    """Waiting units per officer (or supervisor); owners who said 已转达 are left out."""
     out: dict[str, list[Unit]] = defaultdict(list)
     for unit in units:
         if unit.owner in acked:

@@ -5,10 +5,11 @@
 
 - 级别: 紧急预警 (紧急/预警), 协查通报 (协查), 普通通知 (普通); may also be the command
   word itself: `紧急预警 范围：孝义市 内容：…`.
-- 目标 (范围): tree nodes by name (孝义市), path (孝义市/新义街道) or code (141181); lists are split by
-  ，,、;； or spaces. 除 takes the same. 标签 selects groups carrying a tag (inside 范围, or
-  everything the officer covers when 范围 is missing). Words before the first key that are
-  not a level are taken as targets too: `通知 紧急 孝义市 内容：…`.
+- 目标 (范围): tree nodes by name (孝义市), path (孝义市/新义街道) or code (141181);
+  lists are split by ，,、;； or spaces. 除 takes the same (or a group's exact name).
+  标签 selects groups carrying a tag (inside 范围, or everything the officer covers when
+  范围 is missing). Words before the first key that are not a level are taken as targets
+  too: `通知 紧急 孝义市 内容：…`.
 - 内容 (or 正文) ends the header: everything after it is the text. `MD：` instead sends markdown.
   Without a 内容 key, the lines after the first are the text.
 - 时间: `2026-11-27 08:00`, `11-27 8:00`, `明天 08:00`, `08:00` (next occurrence), Beijing time;
@@ -28,7 +29,8 @@ from broadcasts.models import Content, NoticeKind, NoticeLevel
 from broadcasts.quota import BEIJING
 
 USAGE = ("通知 紧急预警 范围：孝义市,汾阳市 除：某某村 内容：……"
-         "（级别：紧急预警/协查通报/普通通知；可加 标签：… 定时：2026-11-27 08:00 图片：网址 链接：网址）")
+         "（级别：紧急预警/协查通报/普通通知；"
+         "可加 标签：… 定时：2026-11-27 08:00 图片：网址 链接：网址）")
 
 LEVEL_WORDS: dict[str, NoticeLevel] = {
     "紧急预警": NoticeLevel.URGENT, "紧急": NoticeLevel.URGENT, "预警": NoticeLevel.URGENT,
@@ -127,7 +129,8 @@ def parse_follow_up(word: str, text: str) -> FollowUpDraft:
     kind = FOLLOW_WORDS[word]
     match = _ID.match(text)
     if not match:
-        raise GrammarError(f"请写明通知编号，例如：{word} 17 {'原因' if kind is NoticeKind.RETRACT else '内容'}")
+        example = "原因" if kind is NoticeKind.RETRACT else "内容"
+        raise GrammarError(f"请写明通知编号，例如：{word} 17 {example}")
     rest = text[match.end():].strip()
     body = _BODY.match(rest)
     return FollowUpDraft(kind, int(match.group(1)), rest[body.end():].strip() if body else rest)
@@ -172,7 +175,8 @@ def _schedule_prefix(text: str, now: float) -> tuple[float | None, str]:
     rest = text[match.end():]
     when = _TIME.match(rest)
     if not when:
-        raise GrammarError("定时后请写时间，例如：定时 2026-11-27 08:00 通知 紧急预警 范围：… 内容：…")
+        raise GrammarError("定时后请写时间，例如："
+                           "定时 2026-11-27 08:00 通知 紧急预警 范围：… 内容：…")
     at = parse_time(rest[:when.end()], now)
     return at, _strip_command(rest[when.end():])
 

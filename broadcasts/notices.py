@@ -82,7 +82,8 @@ class NoticeStore:
         await self._redis.rpush(self._keys.followups(parent), str(child))
 
     async def followups(self, parent: int) -> list[int]:
-        return [int(i) for i in slist(await self._redis.lrange(self._keys.followups(parent), 0, -1))]
+        ids = slist(await self._redis.lrange(self._keys.followups(parent), 0, -1))
+        return [int(i) for i in ids]
 
     async def mark_once(self, notice_id: int, name: str, value: str = "1") -> bool:
         """True only for the first caller to set marker `name` (one-shot reports, firing)."""

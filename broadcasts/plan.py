@@ -153,7 +153,8 @@ class PlanStore:
             "direct": [g.chat_id for g in direct],
             "groups": {g.chat_id: g.to_json() for g in plan.groups}, "pairs": pairs,
             "counts": dict(counts),
-            "units": {name: unit_json(owner, chats) for name, (owner, chats) in plan.units.items()},
+            "units": {name: unit_json(owner, chats)
+                      for name, (owner, chats) in plan.units.items()},
         }
         k = self._keys
         written = await self._write(

@@ -134,7 +134,8 @@ class Forecast:
         out: list[str] = []
         if self.floor.seconds > self.deadline:
             out.append(f"按企业微信频率上限（{self.floor.binding}），机器发送至少需要 "
-                       f"{fmt_duration(self.floor.seconds)}，超过 {fmt_duration(self.deadline)} 时限")
+                       f"{fmt_duration(self.floor.seconds)}，"
+                       f"超过 {fmt_duration(self.deadline)} 时限")
         if self.quota_exhausted:
             out.append(f"{len(self.quota_exhausted)} 个群本月群发次数已用完，将无法送达")
         if self.demand.customer_groups:
@@ -149,12 +150,13 @@ class Forecast:
     def text(self) -> str:
         """The multi-line preview text."""
         d = self.demand
-        spent = f"（另有 {len(self.quota_exhausted)} 个群本月群发次数已用完）" if self.quota_exhausted \
-            else ""
+        n_spent = len(self.quota_exhausted)
+        spent = f"（另有 {n_spent} 个群本月群发次数已用完）" if n_spent else ""
         lines = [
             f"目标 {d.total + len(self.quota_exhausted)} 个群{spent}：客户群 {d.customer_groups}"
             f"（群主 {d.owners} 人）、"
-            f"应用群聊 {d.appchat_groups}（{d.appchat_person_times} 人次）、群机器人 {d.webhook_groups}",
+            f"应用群聊 {d.appchat_groups}（{d.appchat_person_times} 人次）、"
+            f"群机器人 {d.webhook_groups}",
             f"机器发送预计 {fmt_duration(self.floor.seconds)} 内完成"
             + (f"（受限于{self.floor.binding}）" if self.floor.binding else ""),
         ]
@@ -171,7 +173,7 @@ def fmt_duration(seconds: float) -> str:
     seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.0f} 秒"
-    minutes, rest = divmod(int(round(seconds)), 60)
+    minutes, rest = divmod(round(seconds), 60)
     return f"{minutes} 分钟" if rest == 0 else f"{minutes} 分 {rest} 秒"
 
 

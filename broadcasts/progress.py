@@ -74,9 +74,10 @@ class Snapshot:
         n, counts = self.notice, self.counts()
         delivered = counts.get(PairState.DELIVERED, 0)
         share = f"（{delivered / self.total:.1%}）" if self.total else ""
-        elapsed = self.now - n.started_at if n.started_at else 0.0
+        elapsed = (n.settled_at or self.now) - n.started_at if n.started_at else 0.0
+        took = "用时" if n.settled_at else "已"
         lines = [f"通知 #{n.id}【{n.level.label}】{n.status.label}"
-                 + (f" · 已 {fmt_duration(elapsed)}" if n.started_at else ""),
+                 + (f" · {took} {fmt_duration(elapsed)}" if n.started_at else ""),
                  f"已送达 {delivered}/{self.total}{share}，时限内 {self.in_time()}；" + "，".join(
                      f"{s.label} {counts[s]}" for s in (PairState.AWAITING_OWNER, PairState.LATE,
                                                         PairState.PLANNED, PairState.SUBMITTED,

@@ -24,7 +24,8 @@ _KEEP_SECONDS = 40 * 86400
 def month_of(at: float) -> tuple[str, int]:
     """("YYYYMM", days in that month) for simulated epoch `at`, in Beijing time."""
     moment = datetime.fromtimestamp(at, tz=BEIJING)
-    return f"{moment.year:04d}{moment.month:02d}", calendar.monthrange(moment.year, moment.month)[1]
+    days = calendar.monthrange(moment.year, moment.month)[1]
+    return f"{moment.year:04d}{moment.month:02d}", days
 
 
 class QuotaBook:
@@ -60,7 +61,8 @@ class QuotaBook:
         return [chat for chat in chat_ids if used[chat] + 1 + reserve > limit]
 
     async def record_sends(self, chat_ids: Iterable[str]) -> None:
-        """Count one send for each group (a task WeCom accepted for them)."""
+        """Count one send for each group (WeCom reported it sent: only a confirmed task
+        spends a group's quota)."""
         month, _ = self._month()
         key = self._keys.quota_sent(month)
         pipe = self._redis.pipeline(transaction=False)

@@ -69,12 +69,13 @@ async def final(rt: Runtime, job: Job, worker: str) -> Result:
 async def final_text(rt: Runtime, snap: Snapshot) -> tuple[str, list[str]]:
     """Header and lines of the final report."""
     counts, lat = snap.counts(), snap.latencies()
+    waiting = counts.get(PairState.LATE, 0) + counts.get(PairState.AWAITING_OWNER, 0)
     n = snap.notice
     p50, p95, p99 = (percentile(lat, q) for q in (0.5, 0.95, 0.99))
     header = (f"【结束报告】通知 #{n.id}（{n.level.label}）共 {snap.total} 个群：已送达 "
               f"{counts.get(PairState.DELIVERED, 0)}（时限内 {snap.in_time()}），失败 "
               f"{counts.get(PairState.FAILED, 0)}，状态不明 {counts.get(PairState.UNCERTAIN, 0)}，"
-              f"未确认 {counts.get(PairState.LATE, 0) + counts.get(PairState.AWAITING_OWNER, 0)}。")
+              f"未确认 {waiting}。")
     if p50 is not None:
         header += (f"\n送达用时：中位 {fmt_duration(p50)}，95% {fmt_duration(p95 or 0)}，"
                    f"99% {fmt_duration(p99 or 0)}。")

@@ -17,8 +17,8 @@ from aiohttp import web
 
 from bot import appkeys
 from bot.keys import Keys
-from bot.settings import Settings
 from bot.scheduler import Scheduler, current_app
+from bot.settings import Settings
 from broadcasts.engine import release
 from broadcasts.models import NoticeStatus
 from broadcasts.runtime import Runtime

@@ -56,7 +56,8 @@ async def _send_and_settle(rt: Runtime, notice: Notice, group: PlannedGroup,
         pending = await _settle(rt, job, worker, PairState.UNCERTAIN,
                                 f"应答丢失，无法确认是否送达：{error}")
     except WeComAPIError as error:
-        pending = await _settle(rt, job, worker, PairState.FAILED, f"{error.errcode} {error.errmsg}")
+        pending = await _settle(rt, job, worker, PairState.FAILED,
+                                f"{error.errcode} {error.errmsg}")
     else:
         now = rt.clock.now()
         pending = await _settle(rt, job, worker, PairState.DELIVERED, None, delivered_at=now)

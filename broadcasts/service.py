@@ -105,7 +105,7 @@ class BroadcastService:
             created_at=now, scheduled_at=draft.schedule_at or 0.0,
             needs_approval=await self._needs_approval(draft, resolved.codes),
             extra={"issuer_label": f"{person.role.label}{person.name}"},
-            target_label=resolved.label + (f"（标签：{'、'.join(draft.tags)}）" if draft.tags else ""),
+            target_label=resolved.label + _tags_label(draft.tags),
         )
         planned = await plan_groups(self.rt.registry, groups,
                                     self.rt.config.ceilings.chat_ids_per_task)
@@ -138,7 +138,8 @@ class BroadcastService:
         cfg = self.rt.config
         demand = demand_of(groups, cfg.ceilings.chat_ids_per_task)
         used = await self._usage()
-        delays = [float(x) for x in await self.rt.redis.lrange(self.rt.keys.confirm_delays(), 0, -1)]
+        raw = await self.rt.redis.lrange(self.rt.keys.confirm_delays(), 0, -1)
+        delays = [float(x) for x in raw]
         share, p90 = history_share(delays, cfg.deadline_seconds)
         return Forecast(
             demand=demand, floor=machine_floor(demand, cfg.ceilings, used=used),
@@ -178,7 +179,8 @@ class BroadcastService:
         if notice.issuer != actor:
             raise Refused(f"通知 #{notice_id} 不是您发布的，只有发布人可以确认。")
         if notice.status is not NoticeStatus.PENDING_CONFIRM:
-            return Reply(False, f"通知 #{notice_id} 当前{notice.status.label}，无需确认。", notice_id)
+            return Reply(False, f"通知 #{notice_id} 当前{notice.status.label}，无需确认。",
+                         notice_id)
         return await self._after_confirm(notice, {"notice_id": notice_id})
 
     async def _after_confirm(self, notice: Notice, data: dict[str, Any], lead: str = "") -> Reply:
@@ -205,8 +207,9 @@ class BroadcastService:
             return Reply(False, f"通知 #{notice.id} 已处理。", notice.id, data)
         self.scheduling.add(notice.id, notice.scheduled_at)
         when = _beijing(notice.scheduled_at)
-        return Reply(True, f"{lead}{notice.title} 已定时，将于 {when} 发出（届时按最新名单重新计算）。"
-                           f"「取消 {notice.id}」可撤销。", notice.id, data)
+        return Reply(True, f"{lead}{notice.title} 已定时，将于 {when} 发出"
+                           f"（届时按最新名单重新计算）。「取消 {notice.id}」可撤销。",
+                     notice.id, data)
 
     async def approve(self, actor: str, notice_id: int, *, source: str = "") -> Reply:
         """A second officer covering the whole target approves a city-wide 协查通报."""
@@ -220,7 +223,8 @@ class BroadcastService:
             raise Refused("批准须由另一位民警完成，发布人不能批准自己的通知。")
         await self._must_cover(person, notice.target.codes)
         if notice.status is not NoticeStatus.PENDING_APPROVAL:
-            return Reply(False, f"通知 #{notice_id} 当前{notice.status.label}，无需批准。", notice_id)
+            return Reply(False, f"通知 #{notice_id} 当前{notice.status.label}，无需批准。",
+                         notice_id)
         await self.rt.notices.set_fields(notice_id, {"approver": actor})
         return await self._after_confirm(notice.with_(approver=actor), {"notice_id": notice_id},
                                          f"已批准 {notice.title}。")
@@ -238,8 +242,8 @@ class BroadcastService:
             notice_id, [NoticeStatus.PENDING_CONFIRM, NoticeStatus.PENDING_APPROVAL,
                         NoticeStatus.SCHEDULED], NoticeStatus.CANCELLED)
         if not moved:
-            return Reply(False, f"通知 #{notice_id} 已在发送，如需收回请用「撤回 {notice_id} 原因」。",
-                         notice_id)
+            return Reply(False, f"通知 #{notice_id} 已在发送，"
+                                f"如需收回请用「撤回 {notice_id} 原因」。", notice_id)
         if self.scheduling is not None and notice.status is NoticeStatus.SCHEDULED:
             self.scheduling.remove(notice_id)
         return Reply(True, f"通知 #{notice_id} 已取消，不会发出。", notice_id)
@@ -371,7 +375,8 @@ class BroadcastService:
     async def _officer(self, actor: str) -> Person:
         person = await self._person(actor)
         if person.role is not Role.OFFICER:
-            raise Refused(f"抱歉，只有民警可以发布、确认或批准警务通知（您的身份：{person.role.label}）。")
+            raise Refused("抱歉，只有民警可以发布、确认或批准警务通知"
+                          f"（您的身份：{person.role.label}）。")
         return person
 
     async def _must_cover(self, person: Person, codes: tuple[str, ...]) -> None:
@@ -386,6 +391,10 @@ class BroadcastService:
         if notice is None:
             raise GrammarError(f"找不到通知 #{notice_id}。")
         return notice
+
+
+def _tags_label(tags: tuple[str, ...]) -> str:
+    return f"（标签：{'、'.join(tags)}）" if tags else ""
 
 
 def _beijing(at: float) -> str:

@@ -69,9 +69,8 @@ for i, item in ipairs(spec.items) do
   if done then out[i + 2] = '' else out[i + 2] = raw or '-' end
 end
 local pending = 0
-for _, n in ipairs(redis.call('HMGET', counts, 'planned', 'submitted', 'awaiting_owner', 'late')) do
-  pending = pending + (tonumber(n) or 0)
-end
+local open = redis.call('HMGET', counts, 'planned', 'submitted', 'awaiting_owner', 'late')
+for _, n in ipairs(open) do pending = pending + (tonumber(n) or 0) end
 out[2] = pending
 return out
 """

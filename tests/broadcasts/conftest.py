@@ -113,7 +113,8 @@ class Env:
             "GRIDBOT_WECOM__API_BASE_URL": self.api_url,
             "GRIDBOT_CLOCK__SPEED": repr(self.clock.speed),
             "GRIDBOT_CLOCK__ORIGIN": repr(self.clock.origin),
-            "GRIDBOT_BROADCAST__CLAIM_IDLE_SECONDS": repr(self.settings.broadcast.claim_idle_seconds),
+            "GRIDBOT_BROADCAST__CLAIM_IDLE_SECONDS":
+                repr(self.settings.broadcast.claim_idle_seconds),
             "GRIDBOT_LOG__LEVEL": "WARNING",
         }
 
@@ -172,7 +173,7 @@ async def _close(env: Env) -> None:
 @contextlib.contextmanager
 def gridbot(args: list[str], environ: dict[str, str]) -> Iterator[subprocess.Popen[bytes]]:
     """A `gridbot …` subprocess, stopped (SIGTERM, then SIGKILL) on exit."""
-    proc = subprocess.Popen(  # noqa: S603 - fixed argv
+    proc = subprocess.Popen(
         [sys.executable, "-m", "bot", "--settings", str(ROOT / "settings.toml"), *args],
         env=environ, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:

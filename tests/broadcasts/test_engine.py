@@ -43,3 +43,28 @@ async def test_every_group_gets_the_notice_exactly_once(make_env: MakeEnv) -> No
         {g.owner for g in env.city.groups if g.kind is DeliveryKind.CUSTOMER_GROUP
          and g.chat_id not in spent})
     assert kinds[DeliveryKind.APPCHAT] == env.sim.calls("appchat/send")
+
+
+async def test_progress_rolls_up_the_tree_and_quota_counts_deliveries(make_env: MakeEnv) -> None:
+    env = await make_env(speed=20, profile=OwnerProfile.always((60.0, 60.0)))
+    nid = await issue(env, "通知 普通 范围：交口县 内容：燃气安全提示")
+    assert (await env.service.confirm(COUNTY_OFFICER, nid)).ok
+    env.start_workers(1)
+    await env.settled(nid, 40)
+    reply = await env.service.progress(COUNTY_OFFICER, nid)
+    print(reply.text)
+    lines = reply.text.splitlines()
+    total = len(env.city.groups)
+    spent = sum(1 for v in env.city.quota_used.values() if v >= 31)
+    assert f"已送达 {total - spent}/{total}" in lines[1]
+    assert lines[2].startswith(f"交口县 {total - spent}/{total}")
+    townships = [ln for ln in lines[3:] if ln.startswith("  ")]
+    assert townships and all("/" in ln for ln in townships)
+    done = [ln for ln in townships if "分" in ln or "秒" in ln]  # complete ones show their time
+    assert done
+    used = await env.rt.quota.used([g.chat_id for g in env.city.groups
+                                    if g.kind is DeliveryKind.CUSTOMER_GROUP])
+    for g in env.city.groups:
+        if g.kind is DeliveryKind.CUSTOMER_GROUP:
+            before = env.city.quota_used.get(g.chat_id, 0)
+            assert used[g.chat_id] == (31 if before >= 31 else before + 1)

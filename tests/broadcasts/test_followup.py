@@ -42,7 +42,7 @@ async def test_update_reaches_exactly_the_original_recipients(make_env: MakeEnv)
         counts = await env.rt.state.counts(original)
         return counts.get(PairState.DELIVERED, 0) >= 40
     await env.wait(half, 20, "half delivered")
-    reply = await env.service.follow_up_text(COUNTY_OFFICER, "更新", f"{original} 老人已找到一半线索")
+    reply = await env.service.follow_up_text(COUNTY_OFFICER, "更新", f"{original} 已有新线索")
     assert reply.ok, reply.text
     update = reply.notice_id
     assert update is not None

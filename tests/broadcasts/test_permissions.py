@@ -10,6 +10,7 @@ from bot.context import Context
 from bot.events import TextMessage
 from bot.registry.models import Role
 from bot.router import dispatch
+from broadcasts.escalation import by_chief
 from handlers import ROUTERS
 from tests.broadcasts.conftest import CITY_OFFICER, CITY_OFFICER_2, COUNTY_OFFICER, Env
 
@@ -35,7 +36,7 @@ async def say(env: Env, sender: str, text: str) -> str:
     return replies[-1].content
 
 
-def person(env: Env, role: Role, county_wide: bool = False) -> str:
+def person(env: Env, role: Role) -> str:
     return next(p.userid for p in env.city.people if p.role is role)
 
 
@@ -102,3 +103,21 @@ async def test_unrelated_confirm_passes_to_other_features(make_env: MakeEnv) -> 
     env = await make_env()
     answer = await say(env, COUNTY_OFFICER, "确认")  # no number: not a broadcast command
     assert "#" not in answer
+
+
+async def test_grid_worker_acknowledges_and_is_not_escalated(make_env: MakeEnv) -> None:
+    env = await make_env()
+    await say(env, COUNTY_OFFICER, NOTICE)
+    nid = (await env.rt.notices.latest_of(COUNTY_OFFICER))[0]
+    owner = next(g.owner for g in env.city.groups if g.kind.value == "customer_group")
+    assert "已记录" in await say(env, owner, f"已转达 {nid}")
+    assert "只有" in await say(env, COUNTY_OFFICER, f"已转达 {nid}")
+    audit = AuditLog(env.redis, env.keys, env.clock)
+    assert [e.outcome for e in await audit.entries(action="broadcast.ack")] == ["refused", "ok"]
+    groups = await env.rt.plans.groups(nid)
+    units = await env.rt.state.units(nid)
+    acked = set(await env.redis.hkeys(env.rt.keys.acks(nid)))
+    assert acked == {owner}
+    chiefs = by_chief(units, groups, acked, supervisor=False)
+    named = {u.owner for waiting in chiefs.values() for u in waiting}
+    assert owner not in named and named == {u.owner for u in units} - {owner}

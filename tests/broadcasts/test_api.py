@@ -1,0 +1,88 @@
+"""The HTTP API and the CLI act as an officer, with the same checks and audit as app chat."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+
+from pytest_aiohttp import AiohttpClient
+
+from bot.app import create_app
+from bot.audit import AuditLog
+from broadcasts import api
+from broadcasts.apikeys import ApiKeys
+from broadcasts.models import NoticeStatus
+from handlers import ROUTERS
+from tests.broadcasts.conftest import COUNTY_OFFICER, ROOT, Env
+
+MakeEnv = Callable[..., Awaitable[Env]]
+
+
+async def test_http_api_with_officer_bound_keys(make_env: MakeEnv,
+                                                aiohttp_client: AiohttpClient) -> None:
+    env = await make_env()
+    app = create_app(env.settings, ROUTERS, clock=env.clock, run_consumer=False,
+                     run_scheduler=False, extensions=[api.extension])
+    client = await aiohttp_client(app)
+    keys = ApiKeys(env.redis, env.rt.keys, env.clock)
+    key, _ = await keys.create(COUNTY_OFFICER, "指挥中心")
+
+    denied = await client.post("/api/broadcasts", json={"text": "通知 紧急 范围：交口县 内容：x"})
+    assert denied.status == 401
+    auth = {"Authorization": f"Bearer {key}"}
+    created = await client.post("/api/broadcasts", headers=auth,
+                                json={"text": "通知 紧急预警 范围：交口县 内容：暴雨预警"})
+    body = await created.json()
+    assert created.status == 200 and body["ok"] and body["groups"] == len(env.city.groups)
+    nid = body["notice_id"]
+    outside = await client.post("/api/broadcasts", headers=auth, json={
+        "level": "协查通报", "targets": ["吕梁市"], "text": "协查"})
+    assert outside.status == 403 and "辖区" in (await outside.json())["message"]
+    bad = await client.post("/api/broadcasts", headers=auth, json={"level": "x", "text": "y"})
+    assert bad.status == 400
+
+    confirmed = await client.post(f"/api/broadcasts/{nid}/confirm", headers=auth)
+    assert confirmed.status == 200, await confirmed.text()
+    notice = await env.rt.notices.get(nid)
+    assert notice is not None and notice.status is NoticeStatus.SENDING
+    progress = await client.get(f"/api/broadcasts/{nid}", headers=auth)
+    data = await progress.json()
+    assert data["status"] == "sending" and data["total"] == len(env.city.groups)
+    groups = await (await client.get(f"/api/broadcasts/{nid}/groups", headers=auth)).json()
+    assert len(groups["groups"]) == len(env.city.groups)
+
+    audit = AuditLog(env.redis, env.keys, env.clock)
+    assert [e.outcome for e in await audit.entries(actor="api")] == ["refused"]
+    issued = await audit.entries(actor=COUNTY_OFFICER, action="broadcast.issue")
+    assert sorted(e.outcome for e in issued) == ["error", "ok", "refused"]
+    assert all(e.source.startswith("api:") for e in issued)
+
+
+def gridbot_cli(env: Env, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--settings", str(ROOT / "settings.toml"), *args],
+        env=env.subprocess_env(), cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+async def test_cli_commands_are_checked_and_audited(make_env: MakeEnv) -> None:
+    env = await make_env()
+    made = await asyncio.to_thread(gridbot_cli, env, "broadcast", "apikey", "create",
+                                   "--officer", COUNTY_OFFICER, "--label", "测试")
+    assert made.returncode == 0, made.stderr
+    key = re.search(r"gbk_\S+", made.stdout)
+    assert key and await ApiKeys(env.redis, env.rt.keys, env.clock).officer_for(
+        key.group(0)) == COUNTY_OFFICER
+    issued = await asyncio.to_thread(gridbot_cli, env, "broadcast", "issue", "--as",
+                                     COUNTY_OFFICER, "通知 普通 范围：交口县 内容：CLI 测试")
+    assert issued.returncode == 0 and "预览" in issued.stdout, issued.stdout + issued.stderr
+    nid = (await env.rt.notices.latest_of(COUNTY_OFFICER))[0]
+    grid_worker = next(p.userid for p in env.city.people if p.role.value == "grid_worker")
+    refused = await asyncio.to_thread(gridbot_cli, env, "broadcast", "confirm", "--as",
+                                      grid_worker, str(nid))
+    assert refused.returncode == 1 and "不是您发布的" in refused.stdout
+    audit = AuditLog(env.redis, env.keys, env.clock)
+    entries = await audit.entries(action="broadcast.confirm")
+    assert [(e.actor, e.outcome, e.source) for e in entries] == [(grid_worker, "refused", "cli")]
