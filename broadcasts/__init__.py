@@ -17,8 +17,9 @@ forecast before anything reaches more than `broadcast.confirm_threshold_groups` 
                   uncertain (+ skipped for follow-ups); `submitted` is written before a send
     queue.py      Redis stream + consumer group + sorted set of due work
     engine.py     release(), the `start` job, 撤回's withdrawal, the dispatch table
-    sending.py    appchat / webhook jobs; customer.py owner tasks, owner messages, polls,
-                  reminders, reconciliation; escalation.py officer / supervisor escalation
+    sending.py    appchat / webhook jobs; customer.py owner tasks and their reconciliation;
+                  tracking.py owner messages, status polls, reminders; escalation.py the
+                  grid police, then the township supervisor
     progress.py   live progress and the roll-up per tree level; report.py deadline and
                   final reports to the issuing officer
     worker.py     `gridbot worker` (any number of processes); embedded.py the same in serve

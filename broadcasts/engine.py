@@ -12,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable
 
 from bot.wecom.errors import WeComError
-from broadcasts import customer, escalation, report, sending
+from broadcasts import customer, escalation, report, sending, tracking
 from broadcasts.jobs_common import Result, check_settled, log
 from broadcasts.models import Notice, NoticeKind, NoticeStatus, PairState
 from broadcasts.plan import make_plan, plan_groups
@@ -109,7 +109,7 @@ async def withdraw_parent(rt: Runtime, notice: Notice) -> None:
             await rt.state.transition(parent.id, [Item(c, "已撤回，未发送") for c in unit.chats],
                                       [PairState.PLANNED], PairState.FAILED, now=now,
                                       unit=UnitChange(unit.name, ["planned"], "failed"))
-        elif unit.state == customer.AWAITING:
+        elif unit.state == tracking.AWAITING:
             await _cancel_task(rt, parent, unit)
     await check_settled(rt, parent.id)
 
@@ -119,7 +119,7 @@ async def _cancel_task(rt: Runtime, parent: Notice, unit: Unit) -> None:
         await rt.limiter.acquire(rt.costs.api("cancel_groupmsg_send"))
         await rt.wecom.cancel_groupmsg_send(unit.msgid)
         await rt.limiter.acquire(rt.costs.api("get_groupmsg_task"))
-        if await customer.refresh_unit(rt, parent, unit):
+        if await tracking.refresh_unit(rt, parent, unit):
             return
     except WeComError as error:
         log.warning("! bcast=%s unit=%s cancel failed: %s", parent.id, unit.name, error)
@@ -129,7 +129,7 @@ async def _cancel_task(rt: Runtime, parent: Notice, unit: Unit) -> None:
     await rt.state.transition(parent.id, [Item(c, "已撤回（群主未确认发送）") for c in chats],
                               [PairState.AWAITING_OWNER, PairState.LATE], PairState.FAILED,
                               now=rt.clock.now(),
-                              unit=UnitChange(unit.name, [customer.AWAITING], "cancelled"))
+                              unit=UnitChange(unit.name, [tracking.AWAITING], "cancelled"))
 
 
 HANDLERS: dict[str, Handler] = {
@@ -137,9 +137,9 @@ HANDLERS: dict[str, Handler] = {
     "send": sending.send_group,
     "task": customer.create_task,
     "reconcile": customer.reconcile,
-    "owner_msg": customer.owner_message,
-    "poll": customer.poll,
-    "remind": customer.remind,
+    "owner_msg": tracking.owner_message,
+    "poll": tracking.poll,
+    "remind": tracking.remind,
     "escalate": escalation.escalate,
     "deadline": report.deadline,
     "final": report.final,

@@ -9,13 +9,13 @@ from collections import defaultdict
 
 from bot.wecom.errors import WeComError
 from broadcasts import content
-from broadcasts.customer import still_waiting
 from broadcasts.jobs_common import Result, log
 from broadcasts.models import PlannedGroup
 from broadcasts.queue import Job
 from broadcasts.rtypes import slist
 from broadcasts.runtime import Runtime
 from broadcasts.state import Unit
+from broadcasts.tracking import still_waiting
 
 
 async def escalate(rt: Runtime, job: Job, worker: str) -> Result:

@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 from bot.wecom.errors import WeComError
 from broadcasts import content
-from broadcasts.customer import still_waiting
 from broadcasts.jobs_common import Result, log, pending_left
 from broadcasts.models import NoticeStatus, PairState
 from broadcasts.planner import fmt_duration
@@ -17,6 +16,7 @@ from broadcasts.progress import Snapshot, percentile, snapshot
 from broadcasts.queue import Job
 from broadcasts.runtime import Runtime
 from broadcasts.state import Item
+from broadcasts.tracking import still_waiting
 
 
 async def deadline(rt: Runtime, job: Job, worker: str) -> Result:

@@ -1,0 +1,203 @@
+"""Customer-group tasks after creation: the owner is told, reminded, and WeCom is polled.
+
+owner_msg the 1:1 app message asking the owner to confirm (sent right after the task; this
+          job only retries it). WeCom's duplicate check makes a repeat harmless.
+poll      get_groupmsg_task within the reserved polling budget; once confirmed,
+          get_groupmsg_send_result settles every group with WeCom's own send_time.
+remind    a fresh poll, then remind_groupmsg_send and a 1:1 reminder to the owner.
+Escalation and the deadline report call still_waiting() first, so nobody is named for a
+task confirmed since the last poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from bot.wecom.errors import (
+    AmbiguousError,
+    RateLimitedError,
+    TransientError,
+    WeComAPIError,
+    WeComError,
+)
+from bot.wecom.models import GroupMsgSendResult
+from broadcasts import content
+from broadcasts.jobs_common import Result, check_settled, log, rate_gate, retry_delay
+from broadcasts.models import Notice, PairState
+from broadcasts.planner import poll_interval
+from broadcasts.queue import Job
+from broadcasts.runtime import Runtime
+from broadcasts.state import Item, Unit, UnitChange
+
+AWAITING = "awaiting_owner"
+RESULT_STATES = {1: PairState.DELIVERED, 2: PairState.FAILED, 3: PairState.FAILED}
+RESULT_DETAIL = {2: "群主已不在群或非好友，未发出", 3: "本月群发次数已用完，未发出"}
+REFRESH_CONCURRENCY = 16
+
+
+async def send_results(rt: Runtime, msgid: str, owner: str) -> list[GroupMsgSendResult]:
+    """Every page of get_groupmsg_send_result for one owner's part of a task."""
+    out: list[GroupMsgSendResult] = []
+    cursor = ""
+    while True:
+        await rt.limiter.acquire(rt.costs.api("get_groupmsg_send_result"))
+        page = await rt.wecom.get_groupmsg_send_result(msgid, owner, cursor=cursor)
+        out += page.items
+        if not page.next_cursor:
+            return out
+        cursor = page.next_cursor
+
+
+async def owner_message(rt: Runtime, job: Job, worker: str) -> Result:
+    """Job `owner_msg`: ask the owner again when the message right after the task could not
+    go (rate ceiling, transient failure)."""
+    notice = await rt.notice(job.notice)
+    unit = await rt.state.unit(job.notice, job.ref)
+    if notice is None or unit is None or unit.state != AWAITING or unit.owner_told:
+        return Result.DONE
+    await tell_owner(rt, notice, job, unit.owner, list(unit.chats))
+    return Result.DONE
+
+
+async def tell_owner(rt: Runtime, notice: Notice, job: Job, owner: str, chats: list[str]) -> None:
+    """The 1:1 app message asking the owner to confirm now; retried through `job` (kind
+    owner_msg) when it cannot go at once. WeCom's duplicate check makes a repeat harmless."""
+    if not await rate_gate(rt, job, rt.costs.app_message(owner)):
+        return
+    groups = await rt.plans.groups_named(notice.id, chats)
+    issuer = notice.extra.get("issuer_label") or "民警"
+    try:
+        await rt.wecom.send_text(owner, content.owner_text(notice, issuer, groups))
+    except (TransientError, RateLimitedError) as error:
+        delay = error.retry_after if isinstance(error, RateLimitedError) else \
+            retry_delay(rt, await rt.notices.count(notice.id, f"om:{job.ref}"))
+        if delay is not None:
+            await rt.queue.defer([job], rt.clock.now() + delay)
+        return
+    except WeComError as error:
+        log.warning("! bcast=%s unit=%s owner message failed: %s", notice.id, job.ref, error)
+    await rt.state.transition(notice.id, [], [], PairState.AWAITING_OWNER, now=rt.clock.now(),
+                              unit=UnitChange(job.ref, [AWAITING], AWAITING, set={"om": 1}))
+    await rt.notices.step_done(notice.id, "owner_msg", rt.clock.now())
+
+
+async def poll(rt: Runtime, job: Job, worker: str) -> Result:
+    """Job `poll`: has the owner confirmed? Settle the groups, or poll again later."""
+    notice = await rt.notice(job.notice)
+    unit = await rt.state.unit(job.notice, job.ref)
+    if notice is None or unit is None or unit.state != AWAITING:
+        return Result.DONE
+    if rt.clock.now() > float(notice.extra.get("horizon_at", "inf")):
+        return Result.DONE
+    if not await rate_gate(rt, job, rt.costs.api("get_groupmsg_task")):
+        return Result.DONE
+    try:
+        settled = await refresh_unit(rt, notice, unit)
+    except (TransientError, RateLimitedError, AmbiguousError) as error:
+        log.info("↻ bcast=%s unit=%s poll failed: %s", job.notice, job.ref, error)
+        settled = False
+    except WeComAPIError as error:
+        await _fail_awaiting(rt, notice.id, unit, f"查询群发结果失败：{error.errcode}")
+        return Result.DONE
+    if not settled:
+        await rt.queue.defer([job], rt.clock.now() + _interval(rt, notice))
+    return Result.DONE
+
+
+def _interval(rt: Runtime, notice: Notice) -> float:
+    return float(notice.extra.get("poll_interval") or poll_interval(0, rt.config))
+
+
+async def refresh_unit(rt: Runtime, notice: Notice, unit: Unit) -> bool:
+    """Read the task's status (the caller took the rate); settle it if confirmed. True when
+    nothing of the unit is pending any more."""
+    page = await rt.wecom.get_groupmsg_task(unit.msgid)
+    task = next((t for t in page.items if t.userid == unit.owner), None)
+    if task is None or task.status != 2:
+        return False
+    results = await send_results(rt, unit.msgid, unit.owner)
+    return await settle_results(rt, notice, unit, results, float(task.send_time))
+
+
+async def still_waiting(rt: Runtime, notice: Notice) -> list[Unit]:
+    """Units still awaiting their owner after a fresh status read of each (before escalating
+    or reporting, so nobody is named for a task confirmed since the last poll)."""
+    units = [u for u in await rt.state.units(notice.id) if u.state == AWAITING]
+    gate = asyncio.Semaphore(REFRESH_CONCURRENCY)
+
+    async def fresh(unit: Unit) -> bool:
+        async with gate:
+            try:
+                await rt.limiter.acquire(rt.costs.api("get_groupmsg_task"))
+                return not await refresh_unit(rt, notice, unit)
+            except WeComError:
+                return True
+
+    keep = await asyncio.gather(*(fresh(u) for u in units))
+    return [u for u, k in zip(units, keep, strict=True) if k]
+
+
+async def settle_results(rt: Runtime, notice: Notice, unit: Unit,
+                         results: list[GroupMsgSendResult], send_time: float) -> bool:
+    """Move each group to what WeCom reports; True when the whole unit is final."""
+    by_chat = {r.chat_id: r for r in results}
+    items, pending = [], []
+    for chat in unit.chats:
+        r = by_chat.get(chat)
+        if r is None or r.status not in RESULT_STATES:
+            pending.append(chat)
+            continue
+        at = float(r.send_time or send_time) if r.status == 1 else None
+        items.append(Item(chat, RESULT_DETAIL.get(r.status), at, RESULT_STATES[r.status]))
+    change = None if pending else UnitChange(unit.name, [AWAITING], "done",
+                                             set={"cf": send_time})
+    done = await rt.state.transition(notice.id, items, [PairState.AWAITING_OWNER, PairState.LATE],
+                                     PairState.DELIVERED, now=rt.clock.now(), unit=change)
+    if not done.unit_ok:
+        return True  # another worker settled this unit first
+    moved = set(done.moved)  # count each group once, however often its result is read
+    await rt.quota.record_sends([c for c in moved if by_chat[c].status == 1])
+    await rt.quota.mark_full([c for c in moved if by_chat[c].status == 3])
+    if change is not None:
+        await rt.redis.lpush(rt.keys.confirm_delays(), f"{send_time - unit.created_at:.1f}")
+        await rt.redis.ltrim(rt.keys.confirm_delays(), 0, 4999)
+        await check_settled(rt, notice.id, done.pending)
+    return change is not None
+
+
+async def _fail_awaiting(rt: Runtime, notice_id: int, unit: Unit, detail: str) -> None:
+    change = UnitChange(unit.name, [AWAITING], "failed")
+    done = await rt.state.transition(notice_id, [Item(c, detail) for c in unit.chats],
+                                     [PairState.AWAITING_OWNER, PairState.LATE], PairState.FAILED,
+                                     now=rt.clock.now(), unit=change)
+    await check_settled(rt, notice_id, done.pending)
+
+
+async def remind(rt: Runtime, job: Job, worker: str) -> Result:
+    """Job `remind`: if the owner still has not confirmed, remind them (WeCom + 1:1)."""
+    notice = await rt.notice(job.notice)
+    unit = await rt.state.unit(job.notice, job.ref)
+    if notice is None or unit is None or unit.state != AWAITING:
+        return Result.DONE
+    try:
+        await rt.limiter.acquire(rt.costs.api("get_groupmsg_task"))
+        if await refresh_unit(rt, notice, unit):
+            return Result.DONE
+        if unit.reminded < rt.config.ceilings.reminders_per_day:
+            await rt.limiter.acquire(rt.costs.api("remind_groupmsg_send"))
+            await rt.wecom.remind_groupmsg_send(unit.msgid)
+    except (TransientError, RateLimitedError) as error:
+        log.info("↻ bcast=%s unit=%s reminder failed: %s", job.notice, job.ref, error)
+    except WeComError as error:
+        log.warning("! bcast=%s unit=%s reminder refused: %s", job.notice, job.ref, error)
+    await rt.state.transition(job.notice, [], [], PairState.AWAITING_OWNER, now=rt.clock.now(),
+                              unit=UnitChange(job.ref, [AWAITING], AWAITING,
+                                              set={"rem": unit.reminded + 1}))
+    await rt.limiter.acquire(rt.costs.app_message(unit.owner))
+    waited = rt.clock.now() - unit.created_at
+    try:
+        text = content.reminder_text(notice, waited, len(unit.chats))
+        await rt.wecom.send_text(unit.owner, text)
+    except WeComError as error:
+        log.warning("! bcast=%s unit=%s reminder message failed: %s", job.notice, job.ref, error)
+    return Result.DONE
