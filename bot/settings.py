@@ -115,6 +115,7 @@ class BroadcastSettings(BaseModel):
     poll_budget_share: float = Field(0.4, gt=0, le=1)  # share of an API's minute ceiling
     worker_concurrency: int = Field(48, ge=1, le=1024)
     claim_idle_seconds: float = Field(5.0, gt=0)  # a dead worker's jobs are taken over after this
+    embedded_worker: bool = True  # `gridbot serve` also delivers; add `gridbot worker`s to scale
     ceilings: CeilingSettings = Field(default_factory=CeilingSettings)
 
 

@@ -157,7 +157,7 @@ class Forecast:
             f"（群主 {d.owners} 人）、"
             f"应用群聊 {d.appchat_groups}（{d.appchat_person_times} 人次）、"
             f"群机器人 {d.webhook_groups}",
-            f"机器发送预计 {fmt_duration(self.floor.seconds)} 内完成"
+            f"机器发送预计 {fmt_duration(max(1.0, self.floor.seconds))}内完成"
             + (f"（受限于{self.floor.binding}）" if self.floor.binding else ""),
         ]
         if self.confirm_p90 is not None:

@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import appkeys
+from bot.cli import demo_more
 from bot.clock import Clock, make_clock
 from bot.inbox import handled_records
 from bot.log import setup_logging
@@ -73,6 +74,9 @@ class Demo:
     app: web.Application
     out: Callable[[str], None] = print
     failures: list[str] = field(default_factory=list)
+    notice_id: int = 0  # the notice the broadcast steps follow
+    notice_groups: int = 0
+    notice_started: float = 0.0
 
     def say(self, text: str) -> None:
         """Print one line of narration."""
@@ -86,7 +90,8 @@ class Demo:
     async def send(self, actor: Actor, text: str) -> list[str]:
         """`actor` types `text` to the app; returns the bot's replies to it."""
         before = len(self.sim.app_messages_to(actor.userid))
-        self.say(f"  → {actor.label} 发送：{text}")
+        shown = text.replace("\n", "\n      ")
+        self.say(f"  → {actor.label} 发送：{shown}")
         result = await self.sim.post_text(actor.userid, text)
         self.show_ack(result)
         return await self.wait_replies(actor, before + 1)
@@ -192,6 +197,9 @@ STEPS: list[Step] = [
     Step("名册外的人员：帮助与无法识别的消息", step_unknown_sender_and_text),
     Step("企业微信重复投递同一条回调", step_retried_callback),
     Step("网格员新建居民群：机器人登记到群名册", step_group_created),
+    Step("民警向石楼县全县发布紧急预警：预览、确认", demo_more.step_issue_notice),
+    Step("送达进度：群主在手机上确认，机器人提醒、逐级催办", demo_more.step_follow_progress),
+    Step("网格员采集实有人口（一标三实），回复脱敏", demo_more.step_collect_person),
 ]
 
 

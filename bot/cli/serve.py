@@ -55,11 +55,20 @@ def with_redis_url(settings: Settings, url: str) -> Settings:
     return settings.model_copy(update={"redis": settings.redis.model_copy(update={"url": url})})
 
 
-def build_app(settings: Settings, clock: Clock | None = None) -> web.Application:
-    """The production app: every handlers router (composition root, so it may import them)."""
+def build_app(settings: Settings, clock: Clock | None = None, *,
+              embedded_worker: bool | None = None) -> web.Application:
+    """The production app: every handlers router, the resident form, the broadcast API and
+    (unless disabled) one broadcast worker in-process (composition root: imports upward)."""
+    import collect.web
+    from broadcasts import api
+    from broadcasts.embedded import worker_ctx
     from handlers import ROUTERS
 
-    return create_app(settings, ROUTERS, clock=clock)
+    with_worker = (settings.broadcast.embedded_worker if embedded_worker is None
+                   else embedded_worker)
+    return create_app(settings, ROUTERS, clock=clock,
+                      extra_contexts=[worker_ctx] if with_worker else [],
+                      extensions=[collect.web.setup, api.extension])
 
 
 async def serve(settings: Settings, host: str, port: int, *,
