@@ -57,11 +57,12 @@ async def final(rt: Runtime, job: Job, worker: str) -> Result:
         return Result.DONE
     if not await rt.notices.mark_once(job.notice, "report:final"):
         return Result.DONE
+    # report first: whoever sees SETTLED may rely on the officer having the final report
+    header, lines = await final_text(rt, snap)
+    await tell(rt, snap.notice.issuer, content.chunks(header, lines))
     now = rt.clock.now()
     await rt.notices.move(job.notice, [NoticeStatus.SENDING], NoticeStatus.SETTLED,
                           {"settled_at": repr(now)})
-    header, lines = await final_text(rt, snap)
-    await tell(rt, snap.notice.issuer, content.chunks(header, lines))
     log.info("✓ bcast=%s settled", job.notice)
     return Result.DONE
 

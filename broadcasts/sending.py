@@ -33,31 +33,64 @@ async def send_group(rt: Runtime, job: Job, worker: str) -> Result:
              else rt.costs.appchat(group.members))
     if not await rate_gate(rt, job, rates):
         return Result.DONE
-    claimed = await rt.state.transition(job.notice, [Item(job.ref)], [PairState.PLANNED],
-                                        PairState.SUBMITTED, now=rt.clock.now(), worker=worker)
-    if not claimed.moved:
-        return Result.DONE
-    await _send_and_settle(rt, notice, group, record, job, worker)
+    await _send_and_settle(rt, notice, group, record, job, _Claim(rt, job, worker))
     return Result.DONE
 
 
+class _NotClaimedError(Exception):
+    """Another worker moved the pair first: this one must not send."""
+
+
+class _Claim:
+    """PLANNED → SUBMITTED, run by the client right before the request is written, so the
+    pair looks "in flight" only while it really may be (see bot.wecom.client.Call)."""
+
+    def __init__(self, rt: Runtime, job: Job, worker: str) -> None:
+        self.rt, self.job, self.worker, self.moved = rt, job, worker, False
+
+    async def __call__(self) -> None:
+        claimed = await self.rt.state.transition(
+            self.job.notice, [Item(self.job.ref)], [PairState.PLANNED], PairState.SUBMITTED,
+            now=self.rt.clock.now(), worker=self.worker)
+        if not claimed.moved:
+            raise _NotClaimedError
+        self.moved = True
+
+
 async def _send_and_settle(rt: Runtime, notice: Notice, group: PlannedGroup,
-                           record: PairRecord, job: Job, worker: str) -> None:
-    text, markdown = resident_text(notice), notice.content.markdown
+                           record: PairRecord, job: Job, claim: _Claim) -> None:
+    text, markdown, worker = resident_text(notice), notice.content.markdown, claim.worker
     try:
         if group.kind == DeliveryKind.WEBHOOK:
-            await rt.wecom.webhook_send(group.webhook_key, text, markdown=markdown)
+            await rt.wecom.webhook_send(group.webhook_key, text, markdown=markdown,
+                                        before_send=claim)
         else:
-            await rt.wecom.appchat_send(group.chat_id, text, markdown=markdown)
+            await rt.wecom.appchat_send(group.chat_id, text, markdown=markdown,
+                                        before_send=claim)
+    except _NotClaimedError:
+        return
     except (TransientError, RateLimitedError) as error:
+        if not claim.moved:  # failed before anything was written: the pair is still planned
+            delay = error.retry_after if isinstance(error, RateLimitedError) else \
+                retry_delay(rt, 1) or 5.0
+            await rt.queue.defer([job], rt.clock.now() + delay)
+            return
         await _retry_later(rt, job, record, worker, error)
+        return
+    except WeComAPIError as error:
+        if not claim.moved:  # e.g. gettoken refused: nothing was sent
+            done = await rt.state.transition(
+                job.notice, [Item(job.ref, f"{error.errcode} {error.errmsg}")],
+                [PairState.PLANNED], PairState.FAILED, now=rt.clock.now())
+            await check_settled(rt, job.notice, done.pending)
+            return
+        pending = await _settle(rt, job, worker, PairState.FAILED,
+                                f"{error.errcode} {error.errmsg}")
+        await check_settled(rt, job.notice, pending)
         return
     except AmbiguousError as error:
         pending = await _settle(rt, job, worker, PairState.UNCERTAIN,
                                 f"应答丢失，无法确认是否送达：{error}")
-    except WeComAPIError as error:
-        pending = await _settle(rt, job, worker, PairState.FAILED,
-                                f"{error.errcode} {error.errmsg}")
     else:
         now = rt.clock.now()
         pending = await _settle(rt, job, worker, PairState.DELIVERED, None, delivered_at=now)

@@ -18,6 +18,7 @@ import os
 import secrets
 import socket
 
+from bot.wecom.errors import WeComError
 from broadcasts.engine import run_job
 from broadcasts.jobs_common import Result
 from broadcasts.queue import Entry
@@ -57,6 +58,7 @@ class Worker:
     async def run(self) -> None:
         """Work until stop(); then let in-flight jobs finish (bounded)."""
         await self.rt.queue.ensure_group()
+        await self._warm_up()
         beat = asyncio.create_task(self._heartbeat(), name=f"beat-{self.name}")
         acks = asyncio.create_task(self._flush_acks(), name=f"acks-{self.name}")
         try:
@@ -69,6 +71,14 @@ class Worker:
                     await task
             await self._ack_now()
             await self.rt.redis.delete(self.rt.keys.worker_alive(self.name))
+
+    async def _warm_up(self) -> None:
+        """Hold an access token before claiming work: a fresh worker must not mark sends as
+        in flight while it still waits for gettoken (a crash then would leave them uncertain)."""
+        try:
+            await self.rt.wecom.tokens.get()
+        except WeComError as error:  # the send path retries and reports; do not block start-up
+            log.warning("工作进程 %s 暂时取不到 access_token：%s", self.name, error)
 
     async def _loop(self) -> None:
         q, last_claim = self.rt.queue, 0.0

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -57,6 +57,9 @@ BLOCK_SECONDS = {45009: 60.0, 45033: 2.0}
 MAX_BLOCK_WAITS = 2
 
 
+BeforeSend = Callable[[], Awaitable[None]]
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One logical API call."""
@@ -68,6 +71,10 @@ class Call:
     idempotent: bool = False
     with_token: bool = True
     block_scope: str = ""  # what a 45009 blocks: the api, or one robot of webhook/send
+    # awaited once, right before the first request is written (after the token and a
+    # connection slot are in hand): callers record "in flight" here, so that a crash while
+    # still queueing inside the client never leaves a send looking ambiguous
+    before_send: BeforeSend | None = None
 
     @property
     def scope(self) -> str:
@@ -115,19 +122,23 @@ class WeComClient:
         await self._app_message(touser, "markdown", content)
 
     # --- groups ------------------------------------------------------------------------
-    async def appchat_send(self, chat_id: str, content: str, *, markdown: bool = False) -> None:
+    async def appchat_send(self, chat_id: str, content: str, *, markdown: bool = False,
+                           before_send: BeforeSend | None = None) -> None:
         """Post into an app-created internal group chat (not idempotent)."""
         kind = "markdown" if markdown else "text"
         await self._call(Call("appchat/send", payload={
-            "chatid": chat_id, "msgtype": kind, kind: {"content": content}, "safe": 0}))
+            "chatid": chat_id, "msgtype": kind, kind: {"content": content}, "safe": 0},
+            before_send=before_send))
 
-    async def webhook_send(self, key: str, content: str, *, markdown: bool = False) -> None:
+    async def webhook_send(self, key: str, content: str, *, markdown: bool = False,
+                           before_send: BeforeSend | None = None) -> None:
         """Post through a group robot's webhook; its 20/min ceiling is blocked per robot."""
         kind = "markdown" if markdown else "text"
         robot = hashlib.sha256(key.encode()).hexdigest()[:16]
         payload = {"msgtype": kind, kind: {"content": content}}
         await self._call(Call("webhook/send", payload=payload, params={"key": key},
-                              with_token=False, block_scope=f"webhook/send:{robot}"))
+                              with_token=False, block_scope=f"webhook/send:{robot}",
+                              before_send=before_send))
 
     # --- customer-group mass send (客户群群发) -----------------------------------------------
     async def add_msg_template(self, sender: str, chat_ids: Sequence[str], text: str,
@@ -217,10 +228,12 @@ class WeComClient:
     async def _call(self, call: Call) -> Json:
         """Run `call` with the bounded retries described in the module docstring."""
         tries = _Attempts()
+        hook = call.before_send
         while True:
             await self._honour_block(call)
             token = await self.tokens.get() if call.with_token else ""
-            data = await self._send(call, token)
+            data = await self._send(call, token, hook)
+            hook = None  # once: retries of the same call are the same send
             if data is None:  # read timeout on an idempotent call: same budget as -1
                 await self._busy(call, tries, "读取超时")
                 continue
@@ -272,11 +285,17 @@ class WeComClient:
             raise RateLimitedError(45009, "api freq out of limit", call.api, remaining)
         await self._clock.sleep(remaining)
 
-    async def _send(self, call: Call, token: str) -> Json | None:
+    async def _send(self, call: Call, token: str, hook: BeforeSend | None = None) -> Json | None:
         """One HTTP exchange; None for a read timeout on an idempotent call."""
         params = {**call.params, "access_token": token} if call.with_token else dict(call.params)
+        async with self._gate:
+            if hook is not None:
+                await hook()
+            return await self._exchange(call, params)
+
+    async def _exchange(self, call: Call, params: Mapping[str, str]) -> Json | None:
         try:
-            async with self._gate, self._session.request(
+            async with self._session.request(
                 call.method, self._base + call.api, params=params, json=call.payload,
                 timeout=self._timeout,
             ) as response:
