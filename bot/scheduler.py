@@ -14,7 +14,7 @@ Usage (broadcast / collection packages)::
     async def check_deadline(*, notice_id: str) -> None:
         app = current_app()                      # the running app of this process
         wecom = app[appkeys.wecom]               # any web.AppKey, incl. your own
-        ...
+        await wecom.send_text(officer, "…")
 
     scheduler = app[appkeys.scheduler]
     scheduler.add_date_job(f"notice:{nid}:deadline", clock.now() + 600,
