@@ -51,11 +51,32 @@ def group_content(group: Group) -> str:
                     g.state.value, g.webhook_key, RS.join(g.tags), repr(float(g.dismissed_at))))
 
 
+# Slot setters of the frozen Group: a frozen dataclass' __init__ goes through
+# object.__setattr__ per field, which made up half of decoding a 100,000-group city; setting
+# the slots directly builds the same immutable object in half the time.
+_NEW = object.__new__
+(_CHAT_ID, _NAME, _KIND, _NODE, _OWNER, _MEMBERS, _STATE, _HOOK, _TAGS, _UPDATED,
+ _DISMISSED) = (Group.__dict__[name].__set__ for name in (
+    "chat_id", "name", "kind", "node", "owner", "member_count", "state", "webhook_key", "tags",
+    "updated_at", "dismissed_at"))
+
+
 def decode_group(row: str) -> Group:
     """A stored row (content + updated_at) as a Group."""
     f = row.split(US)
-    return Group(f[0], f[1], _KINDS[f[2]], f[3], f[4], int(f[5]), _STATES[f[6]], f[7],
-                 tuple(f[8].split(RS)) if f[8] else (), float(f[10]), float(f[9]))
+    g: Group = _NEW(Group)
+    _CHAT_ID(g, f[0])
+    _NAME(g, f[1])
+    _KIND(g, _KINDS[f[2]])
+    _NODE(g, f[3])
+    _OWNER(g, f[4])
+    _MEMBERS(g, int(f[5]))
+    _STATE(g, _STATES[f[6]])
+    _HOOK(g, f[7])
+    _TAGS(g, tuple(f[8].split(RS)) if f[8] else ())
+    _DISMISSED(g, float(f[9]))
+    _UPDATED(g, float(f[10]))
+    return g
 
 
 def decode_many(rows: Iterable[str]) -> list[Group]:

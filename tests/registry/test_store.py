@@ -243,3 +243,16 @@ async def test_all_registry_keys_share_one_cluster_slot(
     await tree.upsert_person(Person("gw1", "王网格", Role.GRID_WORKER, ("141181001001-G01",)))
     keys = [k async for k in redis.scan_iter("gridbot:*")]
     assert keys and all("{reg}" in k for k in keys)
+
+
+def test_decoded_rows_equal_constructed_groups() -> None:
+    from dataclasses import FrozenInstanceError
+
+    from bot.registry.codec import US, decode_group, group_content
+
+    group = Group("wr1", "孝义市-新义街道-城南社区-3号楼", DeliveryKind.WEBHOOK, "141181001001",
+                  "wg1", 80, GroupState.DISMISSED, "key-1", ("重点", "防汛"), 12.5, 9.25)
+    decoded = decode_group(group_content(group) + US + repr(group.updated_at))
+    assert decoded == group and hash(decoded) == hash(group)
+    with pytest.raises(FrozenInstanceError):
+        decoded.name = "x"  # type: ignore[misc]
