@@ -27,7 +27,7 @@ from bot.redis import connect
 from bot.router import Router
 from bot.scheduler import Scheduler
 from bot.settings import Settings
-from bot.wecom.client import WeComClient
+from bot.wecom.client import WeComClient, trace_configs
 from bot.wecom.crypto import WeComCrypto
 
 CleanupContext = Callable[[web.Application], AsyncIterator[None]]
@@ -85,7 +85,8 @@ async def redis_ctx(app: web.Application) -> AsyncIterator[None]:
 async def http_ctx(app: web.Application) -> AsyncIterator[None]:
     """One aiohttp ClientSession for every outgoing request."""
     limit = app[appkeys.settings].wecom.max_concurrency
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit)) as session:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=limit),
+                                     trace_configs=trace_configs()) as session:
         app[appkeys.http] = session
         yield
 

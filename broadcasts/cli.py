@@ -31,7 +31,7 @@ from bot.log import setup_logging
 from bot.redis import connect
 from bot.registry.store import Registry
 from bot.settings import Settings, SettingsError, load_settings
-from bot.wecom.client import WeComClient
+from bot.wecom.client import WeComClient, trace_configs
 from broadcasts.apikeys import ApiKeys
 from broadcasts.grammar import GrammarError, parse_follow_up, parse_notice
 from broadcasts.runtime import Runtime
@@ -179,7 +179,8 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     connector = aiohttp.TCPConnector(limit=settings.wecom.max_concurrency)
     try:
         await redis.ping()
-        async with aiohttp.ClientSession(connector=connector) as session:
+        async with aiohttp.ClientSession(connector=connector,
+                                         trace_configs=trace_configs()) as session:
             wecom = WeComClient(session, settings.wecom, redis, keys, clock)
             audit = AuditLog(redis, keys, clock,
                              retention_days=settings.security.audit_retention_days)

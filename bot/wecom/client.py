@@ -60,6 +60,36 @@ MAX_BLOCK_WAITS = 2
 BeforeSend = Callable[[], Awaitable[None]]
 
 
+class _Pending:
+    """A call's before_send hook, run at most once."""
+
+    def __init__(self, hook: BeforeSend) -> None:
+        self._hook, self.ran = hook, False
+
+    async def run(self) -> None:
+        if not self.ran:
+            self.ran = True
+            await self._hook()
+
+
+async def _on_connection(session: aiohttp.ClientSession, ctx: Any, params: Any) -> None:
+    pending = getattr(ctx, "trace_request_ctx", None)
+    if isinstance(pending, _Pending):
+        await pending.run()
+
+
+_TRACE = aiohttp.TraceConfig()
+_TRACE.on_connection_create_end.append(_on_connection)
+_TRACE.on_connection_reuseconn.append(_on_connection)
+_TRACE.freeze()
+
+
+def trace_configs() -> list[aiohttp.TraceConfig]:
+    """Pass to the ClientSession a WeComClient uses: before_send hooks then run once a
+    connection is in hand, so nothing but writing the request follows the claim."""
+    return [_TRACE]
+
+
 @dataclass(frozen=True, slots=True)
 class Call:
     """One logical API call."""
@@ -289,15 +319,17 @@ class WeComClient:
         """One HTTP exchange; None for a read timeout on an idempotent call."""
         params = {**call.params, "access_token": token} if call.with_token else dict(call.params)
         async with self._gate:
-            if hook is not None:
-                await hook()
-            return await self._exchange(call, params)
+            pending = _Pending(hook) if hook is not None else None
+            if pending is not None and _TRACE not in self._session.trace_configs:
+                await pending.run()  # a session without our trace config: claim up front
+            return await self._exchange(call, params, pending)
 
-    async def _exchange(self, call: Call, params: Mapping[str, str]) -> Json | None:
+    async def _exchange(self, call: Call, params: Mapping[str, str],
+                        pending: _Pending | None) -> Json | None:
         try:
             async with self._session.request(
                 call.method, self._base + call.api, params=params, json=call.payload,
-                timeout=self._timeout,
+                timeout=self._timeout, trace_request_ctx=pending,
             ) as response:
                 return await _read(call, response)
         except (aiohttp.ConnectionTimeoutError, aiohttp.ClientConnectorError) as error:

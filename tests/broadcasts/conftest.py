@@ -27,7 +27,7 @@ from bot.registry.models import Person, Role
 from bot.registry.store import Registry
 from bot.registry.synthetic import generate_city, load_into_simulator
 from bot.settings import Settings
-from bot.wecom.client import WeComClient
+from bot.wecom.client import WeComClient, trace_configs
 from bot.wecom.simulator import OwnerProfile, SimConfig, WeComSimulator
 from broadcasts.runtime import Runtime
 from broadcasts.service import BroadcastService
@@ -149,7 +149,8 @@ async def make_env(redis: aioredis.Redis, make_settings: Callable[..., Settings]
             "clock": settings.clock.model_copy(update={"speed": speed, "origin": clock.origin}),
         })
         keys = Keys(settings.redis.prefix)
-        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128))
+        session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128),
+                                        trace_configs=trace_configs())
         registry = Registry(redis, keys, clock)
         await load_city(registry, town)
         wecom = WeComClient(session, settings.wecom, redis, keys, clock)

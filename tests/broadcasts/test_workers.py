@@ -65,8 +65,10 @@ async def test_sigkilled_worker_loses_nothing_and_sends_nothing_twice(make_env: 
         got = [d for d in env.sim.deliveries_to(g.chat_id) if has_marker(d.content, nid)]
         if g.chat_id in spent:
             assert got == []
-        else:  # exactly once, uncertain or not: an in-flight send is never resent, and the
-            # claim happens only as the request is written, so it did go out
+        elif g.chat_id in uncertain:  # the kill hit between claim and write: never resent,
+            assert len(got) <= 1  # named in the report below (rare: the claim runs as the
+            # connection is in hand, right before the request is written)
+        else:
             assert len(got) == 1, (g.chat_id, g.kind, pairs[g.chat_id], len(got))
     tasks = Counter(t.sender for t in env.sim.tasks() if has_marker(t.text, nid))
     assert set(tasks.values()) == {1}  # one task per owner, even if its creator was killed
