@@ -20,7 +20,7 @@ from bot.keys import Keys
 from bot.redis import connect, redis_url_for
 from bot.registry import report
 from bot.registry.importer import Importer, detect_kind
-from bot.registry.models import DeliveryKind
+from bot.registry.models import DeliveryKind, Node
 from bot.registry.placement import Placer
 from bot.registry.staffing import staffing_gaps
 from bot.registry.store import Registry
@@ -124,31 +124,30 @@ async def _sync(registry: Registry, settings: Settings, args: argparse.Namespace
     return await run_sync(registry, settings, owners=args.owner, restart=args.restart)
 
 
-async def _tree(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
+async def _print_node_report(registry: Registry, args: argparse.Namespace,
+                             lines: Callable[[Node], Awaitable[list[str]]]) -> int:
+    """Resolve args.node (a refusal is printed by resolve) and print its report lines."""
     node = await report.resolve(registry, args.node)
     if node is None:
         return 1
-    for line in await report.tree_lines(registry, node, args.depth):
+    for line in await lines(node):
         out(line)
     return 0
+
+
+async def _tree(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
+    return await _print_node_report(
+        registry, args, lambda node: report.tree_lines(registry, node, args.depth))
 
 
 async def _stats(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
-    node = await report.resolve(registry, args.node)
-    if node is None:
-        return 1
-    for line in await report.stats_lines(registry, node):
-        out(line)
-    return 0
+    return await _print_node_report(
+        registry, args, lambda node: report.stats_lines(registry, node))
 
 
 async def _who(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
-    node = await report.resolve(registry, args.node)
-    if node is None:
-        return 1
-    for line in await report.who_lines(registry, node):
-        out(line)
-    return 0
+    return await _print_node_report(
+        registry, args, lambda node: report.who_lines(registry, node))
 
 
 async def _show(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:

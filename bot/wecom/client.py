@@ -260,8 +260,7 @@ class WeComClient:
         tries = _Attempts()
         hook = call.before_send
         while True:
-            await self._honour_block(call)
-            token = await self.tokens.get() if call.with_token else ""
+            token = await self._ready(call)
             data = await self._send(call, token, hook)
             hook = None  # once: retries of the same call are the same send
             if data is None:  # read timeout on an idempotent call: same budget as -1
@@ -304,16 +303,32 @@ class WeComClient:
                               px=self._clock.real_ms(window))
         log.warning("企业微信接口 %s 限流 (%s)", call.scope, errcode)
 
-    async def _honour_block(self, call: Call) -> None:
-        raw = as_str(await self._redis.get(self._keys.api_block(call.scope)))
+    async def _ready(self, call: Call) -> str:
+        """Wait out a shared block window and return the token; one Redis round trip on the
+        send path (a pipeline, not MGET: the two keys may sit in different Cluster slots)."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.get(self._keys.api_block(call.scope))
+            if call.with_token:
+                pipe.get(self.tokens.key)
+            replies = await pipe.execute()
+        waited = await self._honour_block(call, as_str(replies[0]))
+        if not call.with_token:
+            return ""
+        cached = as_str(replies[1])
+        # after waiting out a block the token read before may have expired: read it again
+        return cached if cached and not waited else await self.tokens.get()
+
+    async def _honour_block(self, call: Call, raw: str | None) -> bool:
+        """Sleep through a recorded block window; True when it did."""
         if raw is None:
-            return
+            return False
         remaining = float(raw) - self._clock.now()
         if remaining <= 0:
-            return
+            return False
         if remaining > self._settings.max_block_wait:
             raise RateLimitedError(45009, "api freq out of limit", call.api, remaining)
         await self._clock.sleep(remaining)
+        return True
 
     async def _send(self, call: Call, token: str, hook: BeforeSend | None = None) -> Json | None:
         """One HTTP exchange; None for a read timeout on an idempotent call."""

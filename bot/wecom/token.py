@@ -53,6 +53,11 @@ class TokenStore:
         self._release = redis.register_script(_RELEASE)
         self._extend = redis.register_script(_EXTEND)
 
+    @property
+    def key(self) -> str:
+        """Where the shared token lives (callers may read it in a batch of their own)."""
+        return self._key
+
     async def get(self) -> str:
         """The cached token, fetching one when there is none."""
         token = as_str(await self._redis.get(self._key))
