@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+from collections.abc import Awaitable, Callable
 
 from bot.wecom.errors import WeComError
 from broadcasts.engine import run_job
@@ -29,6 +30,7 @@ log = logging.getLogger("broadcasts.worker")
 MIN_IDLE_REAL = 2.0  # real seconds
 READ_BLOCK_MS = 50
 STOP_GRACE_REAL = 30.0
+HELPER_STOP_REAL = 5.0
 ACK_EVERY_REAL = 0.05
 
 
@@ -50,6 +52,7 @@ class Worker:
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._acks: list[str] = []
         self._stop = asyncio.Event()
+        self._closed = asyncio.Event()  # set once the in-flight jobs are drained
         self.processed = 0
 
     def stop(self) -> None:
@@ -59,16 +62,20 @@ class Worker:
         """Work until stop(); then let in-flight jobs finish (bounded)."""
         await self.rt.queue.ensure_group()
         await self._warm_up()
-        beat = asyncio.create_task(self._heartbeat(), name=f"beat-{self.name}")
-        acks = asyncio.create_task(self._flush_acks(), name=f"acks-{self.name}")
+        helpers = [
+            asyncio.create_task(self._every(self.beat, self._beat), name=f"beat-{self.name}"),
+            asyncio.create_task(self._every(ACK_EVERY_REAL, self._ack_now),
+                                name=f"acks-{self.name}")]
         try:
             await self._loop()
         finally:
             await self._drain()
-            for task in (beat, acks):
+            # The helpers end on _closed, not on cancel(): a cancellation that lands inside a
+            # Redis call can surface as a Redis error, which their loops log and survive.
+            self._closed.set()
+            await asyncio.wait(helpers, timeout=HELPER_STOP_REAL)
+            for task in helpers:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             await self._ack_now()
             await self.rt.redis.delete(self.rt.keys.worker_alive(self.name))
 
@@ -100,7 +107,8 @@ class Worker:
                 entries += taken
             for entry in entries:
                 if entry.id not in self._inflight:
-                    self._inflight[entry.id] = asyncio.create_task(self._process(entry))
+                    self._inflight[entry.id] = asyncio.create_task(
+                        self._process(entry), name=f"job {entry.job.to_json()}")
 
     async def _process(self, entry: Entry) -> None:
         try:
@@ -117,30 +125,36 @@ class Worker:
         finally:
             self._inflight.pop(entry.id, None)
 
-    async def _flush_acks(self) -> None:
-        while True:
-            await asyncio.sleep(ACK_EVERY_REAL)
+    async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` every `seconds` (real) until the worker has drained; errors are logged."""
+        while not self._closed.is_set():
             try:
-                await self._ack_now()
+                await step()
             except Exception:
-                log.warning("acknowledging failed", exc_info=True)
+                log.warning("%s failed", getattr(step, "__name__", step), exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closed.wait(), seconds)
 
     async def _ack_now(self) -> None:
         ids, self._acks = self._acks, []
         await self.rt.queue.ack(ids)
 
-    async def _heartbeat(self) -> None:
-        key = self.rt.keys.worker_alive(self.name)
-        while True:
-            try:
-                await self.rt.redis.set(key, "1", px=self.alive_ms)
-                await self.rt.queue.touch(self.name, list(self._inflight))
-            except Exception:
-                log.warning("heartbeat failed", exc_info=True)
-            await asyncio.sleep(self.beat)
+    async def _beat(self) -> None:
+        """Liveness key and the in-flight entries' idle times, kept fresh."""
+        await self.rt.redis.set(self.rt.keys.worker_alive(self.name), "1", px=self.alive_ms)
+        await self.rt.queue.touch(self.name, list(self._inflight))
 
     async def _drain(self) -> None:
-        if self._inflight:
-            await asyncio.wait(list(self._inflight.values()), timeout=STOP_GRACE_REAL)
-        for task in self._inflight.values():
+        """Let in-flight jobs finish, then cancel the stragglers: their stream entries stay
+        pending, so another worker takes them over."""
+        tasks = list(self._inflight.values())
+        if not tasks:
+            return
+        _, late = await asyncio.wait(tasks, timeout=STOP_GRACE_REAL)
+        if late:
+            log.warning("工作进程 %s 停止：%d 个任务 %.0f 秒内未完成，已取消"
+                        "（将由其他进程接手）：%s", self.name, len(late), STOP_GRACE_REAL,
+                        ", ".join(sorted(t.get_name() for t in late)))
+        for task in late:
             task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)

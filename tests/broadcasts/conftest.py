@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 import pytest
 import redis.asyncio as aioredis
-from pytest_aiohttp import AiohttpServer
+from aiohttp import web
 
 from bot.audit import AuditLog
 from bot.clock import Clock
@@ -32,6 +32,7 @@ from bot.wecom.simulator import OwnerProfile, SimConfig, WeComSimulator
 from broadcasts.runtime import Runtime
 from broadcasts.service import BroadcastService
 from broadcasts.worker import Worker
+from tests.stuck import bounded
 
 ROOT = Path(__file__).resolve().parents[2]
 CITY_CODE = "141100"
@@ -60,6 +61,7 @@ class Env:
     api_url: str
     rt: Runtime
     service: BroadcastService
+    server: web.AppRunner
     workers: list[Worker] = field(default_factory=list)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -127,7 +129,7 @@ async def load_city(registry: Registry, city: City) -> None:
 
 @pytest.fixture
 async def make_env(redis: aioredis.Redis, make_settings: Callable[..., Settings],
-                   aiohttp_server: AiohttpServer) -> AsyncIterator[Callable[..., Awaitable[Env]]]:
+                   ) -> AsyncIterator[Callable[..., Awaitable[Env]]]:
     """Build an Env: `speed` of the clock, the city options, and simulator overrides."""
     made: list[Env] = []
 
@@ -142,8 +144,8 @@ async def make_env(redis: aioredis.Redis, make_settings: Callable[..., Settings]
                                          owner_profile=profile or OwnerProfile(), **sim)
         simulator = WeComSimulator(config)
         load_into_simulator(town, simulator)
-        server = await aiohttp_server(simulator.app)
-        url = str(server.make_url("/cgi-bin/"))
+        server = await serve_simulator(simulator)
+        url = f"http://127.0.0.1:{server.addresses[0][1]}/cgi-bin/"
         settings = settings.model_copy(update={
             "wecom": settings.wecom.model_copy(update={"api_base_url": url}),
             "clock": settings.clock.model_copy(update={"speed": speed, "origin": clock.origin}),
@@ -158,7 +160,7 @@ async def make_env(redis: aioredis.Redis, make_settings: Callable[..., Settings]
                            AuditLog(redis, keys, clock))
         await rt.quota.set_known(town.quota_used)
         made.append(Env(settings, clock, simulator, redis, keys, session, town, url, rt,
-                        BroadcastService(rt)))
+                        BroadcastService(rt), server))
         return made[-1]
 
     yield build
@@ -166,9 +168,21 @@ async def make_env(redis: aioredis.Redis, make_settings: Callable[..., Settings]
         await _close(made_env)
 
 
+async def serve_simulator(simulator: WeComSimulator) -> web.AppRunner:
+    """The simulator on a free loopback port; a handler left running when the test ends is
+    cancelled after 5 s instead of aiohttp's default 60 s grace (twice)."""
+    runner = web.AppRunner(simulator.app, shutdown_timeout=5.0, handler_cancellation=True)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
 async def _close(env: Env) -> None:
-    await env.stop_workers()
+    # Worker.run drains in-flight jobs for up to STOP_GRACE_REAL (30 s): a test whose jobs
+    # are still busy after that has a stuck coroutine, named by bounded().
+    await bounded(env.stop_workers(), 45, "stopping the workers")
     await env.session.close()
+    await bounded(env.server.cleanup(), 20, "stopping the simulator")
 
 
 @contextlib.contextmanager
