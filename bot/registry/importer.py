@@ -219,10 +219,10 @@ class Importer:
         for group in batch.groups:
             old = existing.get(group.chat_id)
             if old is not None:  # a dismissed group stays dismissed
-                group = replace(group, state=old.state, dismissed_at=old.dismissed_at)
+                group = group._replace(state=old.state, dismissed_at=old.dismissed_at)
             if not group.node:
                 placement = await self.placer.place(group.name)
-                group = replace(group, node=placement.node or (old.node if old else ""))
+                group = group._replace(node=placement.node or (old.node if old else ""))
                 reasons[group.chat_id] = (placement.reason, placement.candidates)
             groups.append(group)
 

@@ -13,15 +13,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 from bot.registry.codec import (
-    GS,
     ROW,
     US,
     decode_group,
-    decode_many,
+    decode_rows,
     group_content,
     group_dict,
     normalise_group,
@@ -41,7 +41,7 @@ from bot.registry.tree import RegistryError, UnknownNodeError
 
 SYSTEM = "system"
 MAX_TRIES = 20
-CHAT_ID, NODE = 0, 3  # row fields (codec.GROUP_FIELDS)
+CHAT_ID = itemgetter(0)  # Group is a NamedTuple: a C-level sort key
 PACK_LEVELS = frozenset({Level.CITY, Level.COUNTY, Level.TOWNSHIP, Level.VILLAGE})
 
 __all__ = ["ConflictError", "GroupWrite", "Registry", "RegistryError", "UnknownNodeError"]
@@ -188,7 +188,7 @@ class Registry(PeopleStore):
         groups = await self._select([code], [])
         if include_dismissed:
             groups = sorted([*groups, *await self._select([code], [], dismissed=True)],
-                            key=_chat_id)
+                            key=CHAT_ID)
         return groups
 
     async def target_groups(
@@ -219,17 +219,17 @@ class Registry(PeopleStore):
         drop_ids = {c for c in exclude if c not in nodes}
         args = [self.keys.prefix, "1" if dismissed else "0", len(whole), *whole,
                 len(parts), *parts, *skip]
-        reply = text(await self._packs_under(keys=[self.keys.groups()], args=args))
-        first, _, second = reply.partition(GS)
-        rows = first.split(ROW) if first else []
-        if second:
+        reply = await self._packs_under(keys=[self.keys.groups()], args=args)
+        whole_packs = int(reply[0]) + 1
+        groups = decode_rows(ROW.join(texts(reply[1:whole_packs])))
+        if len(reply) > whole_packs:
             allowed = set().union(*parts.values())
-            rows.extend(r for r in second.split(ROW) if _field(r, NODE) in allowed)
+            extra = decode_rows(ROW.join(texts(reply[whole_packs:])))
+            groups.extend(g for g in extra if g.node in allowed)
         if drop_nodes or drop_ids:
-            rows = [r for r in rows
-                    if _field(r, NODE) not in drop_nodes and _field(r, CHAT_ID) not in drop_ids]
-        rows.sort()  # a row starts with its chat id and US, so this is chat id order
-        return decode_many(rows)
+            groups = [g for g in groups if g.node not in drop_nodes and g.chat_id not in drop_ids]
+        groups.sort(key=CHAT_ID)
+        return groups
 
     async def _parts(self, codes: Sequence[str]) -> dict[str, set[str]]:
         """Pack node -> the nodes selected in it, for codes below 村社区 level."""
@@ -264,7 +264,7 @@ class Registry(PeopleStore):
         def dismiss(current: Group | None) -> Group | None:
             if current is None or current.state is GroupState.DISMISSED:
                 return None
-            return replace(current, state=GroupState.DISMISSED, dismissed_at=at)
+            return current._replace(state=GroupState.DISMISSED, dismissed_at=at)
 
         return (await self.update_group(chat_id, dismiss, actor=actor, source=source)).changed
 
@@ -274,7 +274,7 @@ class Registry(PeopleStore):
         """Place a group explicitly (绑定, import); it stays there until the group is renamed."""
 
         def place(current: Group | None) -> Group | None:
-            return None if current is None else replace(current, node=node)
+            return None if current is None else current._replace(node=node)
 
         write = await self.update_group(chat_id, place, actor=actor, source=source)
         if write.group is not None:
@@ -335,14 +335,6 @@ def _typed_changes(what: str, changes: Any, at: str) -> dict[str, Any]:
         return group_dict(decode_group(f"{changes}{US}{at}"))
     return {k: {"from": typed_field(k, v["from"]), "to": typed_field(k, v["to"])}
             for k, v in changes.items()}
-
-
-def _field(row: str, index: int) -> str:
-    return row.split(US, index + 1)[index]
-
-
-def _chat_id(group: Group) -> str:
-    return group.chat_id
 
 
 def _reason_json(reason: str, candidates: Sequence[str]) -> str:

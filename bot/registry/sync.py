@@ -73,8 +73,8 @@ async def apply_chat_info(
         if current is not None and current.state is GroupState.DISMISSED:
             return None
         base = current or Group(info.chat_id, info.name, DeliveryKind.CUSTOMER_GROUP)
-        return replace(
-            base, name=info.name, kind=DeliveryKind.CUSTOMER_GROUP, owner=info.owner,
+        return base._replace(
+            name=info.name, kind=DeliveryKind.CUSTOMER_GROUP, owner=info.owner,
             member_count=info.member_count, node=placement.node or base.node,
         )
 

@@ -60,10 +60,10 @@ async def test_upsert_group_reports_change_and_keeps_indexes(tree: Registry) -> 
     g = group("wr1", B1, members=120)
     assert await tree.upsert_group(g) is True
     assert await tree.upsert_group(g) is False
-    assert await tree.upsert_group(replace(g, updated_at=123.0)) is False  # not content
+    assert await tree.upsert_group(g._replace(updated_at=123.0)) is False  # not content
     stored = await tree.group("wr1")
     assert stored is not None and stored.updated_at > 0
-    assert replace(stored, updated_at=0.0) == g
+    assert stored._replace(updated_at=0.0) == g
     for code in ("141100", "141181", "141181001", "141181001001", "141181001001-G01", B1):
         assert [x.chat_id for x in await tree.groups_under(code)] == ["wr1"]
         assert (await tree.breakdown(code))[CG] == 1
@@ -168,11 +168,11 @@ async def test_concurrent_partial_updates_do_not_undo_each_other(tree: Registry)
     await tree.upsert_group(group("wr1", B1, members=10))
 
     async def set_owner(i: int) -> None:
-        await tree.update_group("wr1", lambda g: replace(g, owner=f"o{i}") if g else None)
+        await tree.update_group("wr1", lambda g: g._replace(owner=f"o{i}") if g else None)
 
     async def bump(_: int) -> None:
         await tree.update_group(
-            "wr1", lambda g: replace(g, member_count=g.member_count + 1) if g else None
+            "wr1", lambda g: g._replace(member_count=g.member_count + 1) if g else None
         )
 
     await asyncio.gather(*(f(i) for i in range(10) for f in (set_owner, bump)))
@@ -246,13 +246,18 @@ async def test_all_registry_keys_share_one_cluster_slot(
 
 
 def test_decoded_rows_equal_constructed_groups() -> None:
-    from dataclasses import FrozenInstanceError
-
-    from bot.registry.codec import US, decode_group, group_content
+    from bot.registry.codec import ROW, US, decode_group, decode_rows, group_content
 
     group = Group("wr1", "孝义市-新义街道-城南社区-3号楼", DeliveryKind.WEBHOOK, "141181001001",
                   "wg1", 80, GroupState.DISMISSED, "key-1", ("重点", "防汛"), 12.5, 9.25)
+    other = Group("wr2", "孝义市-新义街道-城南社区-4号楼", DeliveryKind.CUSTOMER_GROUP,
+                  "141181001001", "wg2", 7, updated_at=3.0)
     decoded = decode_group(group_content(group) + US + repr(group.updated_at))
     assert decoded == group and hash(decoded) == hash(group)
-    with pytest.raises(FrozenInstanceError):
+    assert type(decoded) is Group and decoded.kind is DeliveryKind.WEBHOOK
+    with pytest.raises(AttributeError):
         decoded.name = "x"  # type: ignore[misc]
+    blob = ROW.join(group_content(g) + US + repr(g.updated_at) for g in (group, other))
+    assert decode_rows(blob) == [group, other]
+    with pytest.raises(ValueError, match="multiple"):
+        decode_rows(blob + US + "extra")
