@@ -157,4 +157,4 @@ class Worker:
                         ", ".join(sorted(t.get_name() for t in late)))
         for task in late:
             task.cancel()
-        await asyncio.gather(*late, return_exceptions=True)
+        await asyncio.wait(late, timeout=HELPER_STOP_REAL)  # bounded: see run()

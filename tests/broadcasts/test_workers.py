@@ -3,9 +3,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot.registry.models import DeliveryKind
 from bot.wecom.simulator import FaultConfig, OwnerProfile
@@ -81,3 +85,31 @@ async def test_sigkilled_worker_loses_nothing_and_sends_nothing_twice(make_env: 
         assert "状态不明" in report
         names = {g.chat_id: g.name for g in env.city.groups}
         assert all(names[c] in report for c in uncertain)
+
+
+async def test_stop_returns_even_when_a_cancellation_is_swallowed(make_env: MakeEnv) -> None:
+    """A cancellation that lands inside a Redis call can come back as a Redis error (seen in
+    CI: the heartbeat logged it and looped on, and stop() never returned). The worker's
+    helper loops must end on the worker's own signal, not on cancel()."""
+    env = await make_env()
+    env.start_workers(1)
+    worker, task = env.workers[0], env.tasks[0]
+    real_touch = worker.rt.queue.touch
+    swallowed = 0
+
+    async def touch_that_swallows(consumer: str, ids: list[str]) -> None:
+        nonlocal swallowed
+        try:
+            await asyncio.sleep(0.2)
+            await real_touch(consumer, ids)
+        except asyncio.CancelledError:
+            swallowed += 1
+            raise RedisConnectionError("connection closed while cancelling") from None
+
+    worker.rt.queue.touch = touch_that_swallows  # type: ignore[method-assign]
+    await asyncio.sleep(worker.beat * 2 + 0.5)  # the heartbeat is in or around touch()
+    started = time.monotonic()
+    worker.stop()
+    await asyncio.wait_for(asyncio.shield(task), 15)
+    assert time.monotonic() - started < 10
+    assert not await env.redis.exists(env.rt.keys.worker_alive(worker.name))
