@@ -30,6 +30,7 @@ from bot.cli import demo_more
 from bot.clock import Clock, make_clock
 from bot.inbox import handled_records
 from bot.log import setup_logging
+from bot.masking import scrub
 from bot.redis import free_port, redis_url_for
 from bot.registry.models import Level, Node, Person, Role
 from bot.settings import Settings, load_settings
@@ -90,7 +91,8 @@ class Demo:
     async def send(self, actor: Actor, text: str) -> list[str]:
         """`actor` types `text` to the app; returns the bot's replies to it."""
         before = len(self.sim.app_messages_to(actor.userid))
-        shown = text.replace("\n", "\n      ")
+        # what the actor typed is narrated masked too: the console is somewhere it is shown
+        shown = scrub(text).replace("\n", "\n      ")
         self.say(f"  → {actor.label} 发送：{shown}")
         result = await self.sim.post_text(actor.userid, text)
         self.show_ack(result)

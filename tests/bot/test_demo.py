@@ -8,6 +8,7 @@ import redis.asyncio as aioredis
 
 from bot.cli.demo import STEPS, demo_settings, play
 from bot.clock import make_clock
+from tests.leakscan import find_leaks
 
 
 async def test_demo_plays_every_step_as_expected(redis_url: str, redis: aioredis.Redis) -> None:
@@ -21,3 +22,4 @@ async def test_demo_plays_every_step_as_expected(redis_url: str, redis: aioredis
     assert "李警官（民警）可以使用以下命令" in text
     assert "处理 1 次，回复 1 次" in text
     assert "全部步骤符合预期" in text
+    assert "采集 人口" in text and find_leaks(text) == []  # the narration masks input too
