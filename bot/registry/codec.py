@@ -40,8 +40,8 @@ def normalise_group(group: Group) -> Group:
     """The group as it is stored: clean text, tags sorted and unique, no updated_at."""
     tags = tuple(sorted({clean(t) for t in group.tags if clean(t).strip()}))
     return group._replace(chat_id=clean(group.chat_id), name=clean(group.name),
-                   node=clean(group.node), owner=clean(group.owner),
-                   webhook_key=clean(group.webhook_key), tags=tags, updated_at=0.0)
+                          node=clean(group.node), owner=clean(group.owner),
+                          webhook_key=clean(group.webhook_key), tags=tags, updated_at=0.0)
 
 
 def group_content(group: Group) -> str:
