@@ -9,6 +9,8 @@ with more buildings) it measures, on a fresh embedded redis-server:
   - the whole-city subtree query: every active group under 吕梁市 with its records
     (groups_under) plus the breakdown by delivery kind (breakdown), median and p95;
   - a county-level query (临县) the same way;
+  - decoding the whole-city reply with codec.decode_rows against a per-row decoder, the two
+    interleaved in one run (a ratio the machine's drift barely moves);
 and, for the synthetic city, a full sync against the simulator over HTTP (the bot's own
 WeComClient; 81017 makes it list per owner batch) after importing the same city from CSV,
 checking the registry is unchanged.
