@@ -221,11 +221,10 @@ class Registry(PeopleStore):
                 len(parts), *parts, *skip]
         reply = await self._packs_under(keys=[self.keys.groups()], args=args)
         whole_packs = int(reply[0]) + 1
-        groups = decode_rows(ROW.join(texts(reply[1:whole_packs])))
+        groups = _decode_packs(reply[1:whole_packs])
         if len(reply) > whole_packs:
             allowed = set().union(*parts.values())
-            extra = decode_rows(ROW.join(texts(reply[whole_packs:])))
-            groups.extend(g for g in extra if g.node in allowed)
+            groups.extend(g for g in _decode_packs(reply[whole_packs:]) if g.node in allowed)
         if drop_nodes or drop_ids:
             groups = [g for g in groups if g.node not in drop_nodes and g.chat_id not in drop_ids]
         groups.sort(key=CHAT_ID)
@@ -335,6 +334,10 @@ def _typed_changes(what: str, changes: Any, at: str) -> dict[str, Any]:
         return group_dict(decode_group(f"{changes}{US}{at}"))
     return {k: {"from": typed_field(k, v["from"]), "to": typed_field(k, v["to"])}
             for k, v in changes.items()}
+
+
+def _decode_packs(packs: Sequence[Any]) -> list[Group]:
+    return decode_rows(ROW.join(texts(packs)))
 
 
 def _reason_json(reason: str, candidates: Sequence[str]) -> str:
