@@ -184,8 +184,9 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
             wecom = WeComClient(session, settings.wecom, redis, keys, clock)
             audit = AuditLog(redis, keys, clock,
                              retention_days=settings.security.audit_retention_days)
-            yield Runtime.build(settings, redis, keys, clock, wecom,
-                                Registry(redis, keys, clock), audit)
+            registry = Registry(redis, keys, clock)
+            await registry.ensure_layout()
+            yield Runtime.build(settings, redis, keys, clock, wecom, registry, audit)
     finally:
         await redis.aclose()
 

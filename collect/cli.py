@@ -71,7 +71,9 @@ async def _with_deps(url: str, settings: Settings, args: argparse.Namespace, wor
     clock = make_clock(settings.clock.speed, settings.clock.origin)
     try:
         audit = AuditLog(redis, keys, clock, settings.security.audit_retention_days)
-        deps = CollectDeps.build(redis, keys, clock, settings, Registry(redis, keys, clock), audit)
+        registry = Registry(redis, keys, clock)
+        await registry.ensure_layout()
+        deps = CollectDeps.build(redis, keys, clock, settings, registry, audit)
         return await work(deps, args)
     except SettingsError as error:
         out(str(error))

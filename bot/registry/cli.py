@@ -97,7 +97,9 @@ async def _with_registry(
     redis = connect(url)
     clock = make_clock(settings.clock.speed, settings.clock.origin)
     try:
-        return await work(Registry(redis, Keys(settings.redis.prefix), clock), settings, args)
+        registry = Registry(redis, Keys(settings.redis.prefix), clock)
+        await registry.ensure_layout()
+        return await work(registry, settings, args)
     finally:
         await redis.aclose()
 

@@ -51,13 +51,24 @@ class RegistryKeys:
         return self._k("gname")
 
     # A "pack" holds the rows of the groups (active; "g"-prefixed: dismissed) whose deepest
-    # 市/县区/乡镇/村社区 is its node, joined by newlines; `packs:<code>` refcounts the packs
-    # at or below a node. A whole city is then read as ~3,000 strings, not 100,000.
+    # 市/县区/乡镇/村社区/网格 is its node, joined by newlines; `packs:<code>` refcounts the
+    # packs at or below a node, `psum:<code>` gives those packs' SHA-1 and `packsum` every
+    # pack's. A whole city is then read as ~5,000 strings, not 100,000 records, and a
+    # process that holds a pack decoded re-reads it only when its SHA-1 changed.
     def pack(self, node: str, *, dismissed: bool = False) -> str:
         return self._k("gpack" if dismissed else "pack", node)
 
-    def packs(self, code: str, *, dismissed: bool = False) -> str:  # hash pack node -> rows
+    def packs(self, code: str, *, dismissed: bool = False) -> str:  # hash pack node -> groups
         return self._k("gpacks" if dismissed else "packs", code)
+
+    def pack_sums(self, code: str, *, dismissed: bool = False) -> str:  # pack node -> SHA-1
+        return self._k("gpsum" if dismissed else "psum", code)
+
+    def all_pack_sums(self, *, dismissed: bool = False) -> str:  # hash pack node -> SHA-1
+        return self._k("gpacksum" if dismissed else "packsum")
+
+    def layout(self) -> str:  # the index layout version the stored indexes were built for
+        return self._k("layout")
 
     def counts(self, code: str) -> str:  # hash kind -> groups, "m:"+kind -> members
         return self._k("count", code)

@@ -11,7 +11,8 @@ from __future__ import annotations
 # node" among them (the deepest 市/县区/乡镇/村社区 on the path), or nil for an unknown node
 # or a cycle.
 _ANCESTORS = r"""
-local PACK_LEVELS = {city = true, county = true, township = true, village = true}
+local PACK_LEVELS = {city = true, county = true, township = true, village = true,
+                     grid = true}
 local function ancestors(P, code)
   local out, levels, cur = {}, {}, code
   for _ = 1, 32 do
@@ -75,13 +76,15 @@ return 1
 """
 
 # ARGV: prefix, chat_id, content row (codec.py, without updated_at), kind, node, state, name,
-#       members, now, actor, source, unplaced reason json, mode (any|absent|match), expected
-#       stored row.
+#       members, now, actor, source, unplaced reason json, mode (any|absent|match|reindex),
+#       expected stored row.
 # The stored row is the content plus US and `now`; comparisons strip that last field again.
 # Indexes kept here (keys.py): the row also sits in its pack (`pack:`/`gpack:` + pack node,
-# rows joined by newlines), every ancestor of the pack node refcounts it in `packs:`/`gpacks:`,
-# every ancestor of the group counts it per kind in `count:`, and `gmeta` remembers where it
-# was indexed ("pack index|codes") so the next write can undo exactly that.
+# rows joined by newlines), every ancestor of the pack node refcounts it in `packs:`/`gpacks:`
+# and lists it with its SHA-1 in `psum:`/`gpsum:` (`packsum`/`gpacksum`: all packs), every
+# ancestor of the group counts it per kind in `count:`, and `gmeta` remembers where it was
+# indexed ("pack index|codes") so the next write can undo exactly that. Mode "reindex"
+# rebuilds the indexes of an unchanged record (a layout upgrade) and keeps its updated_at.
 # Returns {status, what}: status 0 unchanged, 1 written, -1 unknown node, -2 conflict (the
 # record is not what the caller read). `what` names the history entry written ('' for none).
 UPSERT_GROUP = _ANCESTORS + r"""
@@ -113,7 +116,7 @@ local meta = packidx .. '|' .. table.concat(anc, ',')
 local oldmeta = redis.call('HGET', P .. 'gmeta', id) or '0|'
 local unplaced = state == 'active' and node == ''
 
-if oldcontent == content and oldmeta == meta then
+if oldcontent == content and oldmeta == meta and mode ~= 'reindex' then
   if unplaced and reason ~= '' then redis.call('HSET', P .. 'unplaced', id, reason) end
   return {0, ''}
 end
@@ -151,14 +154,37 @@ local function pack_add(key, row)
   else redis.call('APPEND', key, '\n' .. row) end
 end
 
+-- the packs this write touched, each stamped once at the end with the SHA-1 of its content:
+-- in `packsum`, and in `psum:` of each ancestor that still counts the pack in `packs:`
+local touched = {}
+local function stamp_packs()
+  for key, at in pairs(touched) do
+    local prefix, packnode = at[1], at[2]
+    local pack = redis.call('GET', key)
+    local sum = pack and redis.sha1hex(pack)
+    if sum then redis.call('HSET', P .. prefix .. 'packsum', packnode, sum)
+    else redis.call('HDEL', P .. prefix .. 'packsum', packnode) end
+    for code in pairs(at[3]) do
+      if sum and redis.call('HEXISTS', P .. prefix .. 'packs:' .. code, packnode) == 1 then
+        redis.call('HSET', P .. prefix .. 'psum:' .. code, packnode, sum)
+      else
+        redis.call('HDEL', P .. prefix .. 'psum:' .. code, packnode)
+      end
+    end
+  end
+end
+
 -- (un)index: delta -1 removes a record indexed at codes/packidx, +1 adds one
 local function index(codes, pidx, k, people, active, row, delta)
   if #codes == 0 then return end
   local packnode = codes[pidx]
   local prefix = active and '' or 'g'
+  local key = P .. prefix .. 'pack:' .. packnode
   for i = 1, pidx do bump(P .. prefix .. 'packs:' .. codes[i], packnode, delta) end
-  if delta < 0 then pack_drop(P .. prefix .. 'pack:' .. packnode)
-  else pack_add(P .. prefix .. 'pack:' .. packnode, row) end
+  if delta < 0 then pack_drop(key) else pack_add(key, row) end
+  local at = touched[key] or {prefix, packnode, {}}
+  for i = 1, pidx do at[3][codes[i]] = true end
+  touched[key] = at
   if active then
     for _, a in ipairs(codes) do
       bump(P .. 'count:' .. a, k, delta)
@@ -176,8 +202,11 @@ if old then
   index(oldanc, tonumber(pidx), o[KIND], tonumber(o[MEMBERS]), o[STATE] == 'active', nil, -1)
   name_index(o[NAME], false)
 end
+-- a reindex (layout rebuild) keeps the record's own updated_at
+if mode == 'reindex' and old then now = string.match(old, '\31([^\31]*)$') end
 local row = content .. '\31' .. now
 index(anc, packidx, kind, members, state == 'active', row, 1)
+stamp_packs()
 name_index(name, true)
 if unplaced then
   if reason == '' then reason = '{}' end
@@ -215,46 +244,85 @@ redis.call('LTRIM', P .. 'hist:' .. id, -1000, -1)
 return {1, what}
 """
 
-# The packs under the include codes (codes at 村社区 level or above: their `packs:` hash
-# lists the packs), then the extra packs not already read, skipping packs under the exclude
-# codes: {number of include packs, pack, pack, …}. The packs go back as they are stored, one
-# bulk string each (a whole city is ~3,000): concatenating 12 MB inside Lua cost more
-# redis-server time than the reads. ARGV: prefix, "1" to read dismissed groups instead,
-# n include, codes…, n extra, pack nodes…, exclude codes…
+# The packs under the include codes (their `psum:` hash lists the packs at or below each,
+# with the packs' SHA-1), then the extra packs not already read, skipping packs under the
+# exclude codes. The caller names the packs it holds decoded, with their SHA-1; only the
+# packs whose SHA-1 differs come back with their rows, so a process re-reads (and
+# re-decodes) only what changed since its last query. Lists travel as single US-joined
+# strings: thousands of separate arguments and replies cost more than the work itself.
+# ARGV: prefix, "1" to read dismissed groups instead, n include, codes…, n extra,
+# pack nodes…, n exclude, codes…, held ("node US sha1 US" per held pack).
+# Returns {number of include packs, "node US sha1" of every pack read (include packs
+# first), joined by US, node, rows, node, rows, … of the packs not held}.
 PACKS_UNDER = r"""
 local P = ARGV[1]
 local g = ARGV[2] == '1' and 'g' or ''
-local i, take, skip, out = 3, {}, {}, {0}
-local n = tonumber(ARGV[i])
-local includes = {unpack(ARGV, i + 1, i + n)}
-i = i + n + 1
-n = tonumber(ARGV[i])
-local extras = {unpack(ARGV, i + 1, i + n)}
-for j = i + n + 1, #ARGV do
-  for _, pn in ipairs(redis.call('HKEYS', P .. g .. 'packs:' .. ARGV[j])) do skip[pn] = true end
+local function list(i)
+  local n = tonumber(ARGV[i])
+  return {unpack(ARGV, i + 1, i + n)}, i + n + 1
 end
-local function read(packnodes)
-  local keys = {}
-  for _, pn in ipairs(packnodes) do
-    if not skip[pn] and not take[pn] then
-      take[pn] = true
-      keys[#keys + 1] = P .. g .. 'pack:' .. pn
-    end
+local includes, extras, excludes, i
+includes, i = list(3)
+extras, i = list(i)
+excludes, i = list(i)
+local known, take, skip, state, out = {}, {}, {}, {}, {0, ''}
+for pn, sum in string.gmatch(ARGV[i], '([^\31]*)\31([^\31]*)\31') do known[pn] = sum end
+for _, code in ipairs(excludes) do
+  for _, pn in ipairs(redis.call('HKEYS', P .. g .. 'packs:' .. code)) do skip[pn] = true end
+end
+-- entries: pack node, sha1 (false: the sum is unknown and is taken from the rows)
+local function emit(entries)
+  local stale = {}
+  for j = 1, #entries, 2 do
+    local pn, sum = entries[j], entries[j + 1]
+    if not sum or known[pn] ~= sum then stale[#stale + 1] = P .. g .. 'pack:' .. pn end
   end
-  for first = 1, #keys, 2000 do
-    local values = redis.call('MGET', unpack(keys, first, math.min(first + 1999, #keys)))
-    for _, v in ipairs(values) do if v then out[#out + 1] = v end end
+  local rows = #stale > 0 and redis.call('MGET', unpack(stale)) or {}
+  local r = 0
+  for j = 1, #entries, 2 do
+    local pn, sum = entries[j], entries[j + 1]
+    if not sum or known[pn] ~= sum then
+      r = r + 1
+      local body = rows[r]
+      if body then
+        if not sum then sum = redis.sha1hex(body) end
+        out[#out + 1] = pn; out[#out + 1] = body
+      else
+        sum = false
+      end
+    end
+    if sum then state[#state + 1] = pn; state[#state + 1] = sum end
+  end
+end
+local function chunked(entries)
+  for first = 1, #entries, 4000 do
+    emit({unpack(entries, first, math.min(first + 3999, #entries))})
   end
 end
 local whole = {}
 for _, code in ipairs(includes) do
-  for _, pn in ipairs(redis.call('HKEYS', P .. g .. 'packs:' .. code)) do
-    whole[#whole + 1] = pn
+  local sums = redis.call('HGETALL', P .. g .. 'psum:' .. code)
+  for j = 1, #sums, 2 do
+    local pn = sums[j]
+    if not skip[pn] and not take[pn] then
+      take[pn] = true
+      whole[#whole + 1] = pn; whole[#whole + 1] = sums[j + 1]
+    end
   end
 end
-read(whole)
-out[1] = #out - 1
-read(extras)
+chunked(whole)
+out[1] = #state / 2
+local more = {}
+for _, pn in ipairs(extras) do
+  if not skip[pn] and not take[pn] then take[pn] = true; more[#more + 1] = pn end
+end
+if #more > 0 then
+  local sums = redis.call('HMGET', P .. g .. 'packsum', unpack(more))
+  local entries = {}
+  for j, pn in ipairs(more) do entries[#entries + 1] = pn; entries[#entries + 1] = sums[j] end
+  chunked(entries)
+end
+out[2] = table.concat(state, '\31')
 return out
 """
 

@@ -1,27 +1,36 @@
 """The registry in Redis: the administrative tree, the resident groups on it, and the staff.
 
 Subtree queries are index reads, not tree walks: each group's row also sits in the "pack" of
-its 村社区 (or of the node itself when it hangs higher), every ancestor refcounts the packs
-below it, and `count:<code>` holds per-kind group and member totals for every node. A whole
-city is ~3,000 pack strings read in one script call, and a breakdown is one HGETALL. One Lua
-script per write keeps the record, those indexes, the name index and the group's history
-consistent, so any number of gridbot processes can write concurrently. Layout: keys.py;
-scripts: scripts.py; the tree: tree.py; people: people.py.
+its 网格 (or of the node itself when it hangs higher: a 村社区, 乡镇, 县区 or the city),
+every ancestor lists the packs below it with their SHA-1 (`psum:<code>`), and `count:<code>`
+holds per-kind group and member totals for every node. A whole city is ~5,000 small packs
+read in one script call, and a breakdown is one HGETALL; each process keeps the packs it
+decoded (packcache.py) and re-reads only those whose SHA-1 changed. One Lua script per
+write keeps the record, those indexes, the name index and the group's history consistent,
+so any number of gridbot processes can write concurrently. Layout: keys.py; scripts:
+scripts.py; the tree: tree.py; people: people.py.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
+from itertools import chain
+from operator import attrgetter
 from typing import Any
 
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from tqdm import tqdm
+
+from bot.clock import Clock
+from bot.keys import Keys
 from bot.registry.codec import (
-    ROW,
     US,
     decode_group,
-    decode_rows,
     group_content,
     group_dict,
     normalise_group,
@@ -35,14 +44,17 @@ from bot.registry.models import (
     Level,
     UnplacedGroup,
 )
+from bot.registry.packcache import MAX_GROUPS, Pack, PackCache, Selection, held_arg
 from bot.registry.people import PeopleStore
 from bot.registry.replies import mapping, opt, optionals, text, texts
 from bot.registry.tree import RegistryError, UnknownNodeError
 
 SYSTEM = "system"
+LAYOUT = "2"  # the index layout: grid-level packs with SHA-1 sums (keys.py)
+log = logging.getLogger(__name__)
+NODE = attrgetter("node")
 MAX_TRIES = 20
-CHAT_ID = itemgetter(0)  # Group is a NamedTuple: a C-level sort key
-PACK_LEVELS = frozenset({Level.CITY, Level.COUNTY, Level.TOWNSHIP, Level.VILLAGE})
+PACK_LEVELS = frozenset({Level.CITY, Level.COUNTY, Level.TOWNSHIP, Level.VILLAGE, Level.GRID})
 
 __all__ = ["ConflictError", "GroupWrite", "Registry", "RegistryError", "UnknownNodeError"]
 
@@ -64,7 +76,13 @@ Change = Callable[[Group | None], Group | None]
 
 
 class Registry(PeopleStore):
-    """Reads and writes the registry; holds no state of its own besides the connection."""
+    """Reads and writes the registry. Besides the connection it holds only a PackCache, which
+    Redis validates on every read (see packcache.py)."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, clock: Clock,
+                 *, max_cached_groups: int = MAX_GROUPS) -> None:
+        super().__init__(redis, keys, clock)
+        self.pack_cache = PackCache(max_cached_groups)
 
     async def upsert_group(
         self, group: Group, *, actor: str = SYSTEM, source: str = "", unplaced_reason: str = "",
@@ -163,6 +181,55 @@ class Registry(PeopleStore):
         for group in await self.groups(moved):
             await self._write(group, SYSTEM, "reindex", mode="any")
 
+    async def ensure_layout(self, *, wait_seconds: float = 900.0) -> bool:
+        """Rebuild the indexes when they were written by a gridbot with an older layout
+        (before grid-level packs and pack sums); True when this process rebuilt them.
+
+        Every process calls this at start; one rebuilds under a lock, the others wait for it,
+        so no process reads half-built indexes. The rebuild re-runs the write script on every
+        placed group (history and updated_at untouched) and is safe to repeat if cut short.
+        """
+        k = self.keys
+        if text(await self.redis.get(k.layout())) == LAYOUT:
+            return False
+        if not await self.redis.hlen(k.groups()):
+            await self.redis.set(k.layout(), LAYOUT)
+            return False
+        lock = k.layout() + ":lock"
+        if not await self.redis.set(lock, "1", nx=True, ex=int(wait_seconds)):
+            for _ in range(int(wait_seconds * 2)):
+                await asyncio.sleep(0.5)
+                if text(await self.redis.get(k.layout())) == LAYOUT:
+                    return False
+            raise RegistryError("另一进程重建网格索引超时，请检查后重启")
+        try:
+            await self._rebuild_indexes()
+            await self.redis.set(k.layout(), LAYOUT)
+        finally:
+            await self.redis.delete(lock)
+        return True
+
+    async def _rebuild_indexes(self, batch: int = 500) -> None:
+        log.warning("网格索引为旧版格式，正在重建（每个群重写一次索引，记录和历史不变）")
+        placed = [g for g in await self.all_groups() if g.node]
+        arglists = [self._group_args(g, SYSTEM, "layout", "reindex", "", "") for g in placed]
+        for start in tqdm(range(0, len(arglists), batch), desc="重建索引", unit="批",
+                          disable=len(arglists) < 5000):
+            await self._pipelined(self._upsert_group, self.keys.groups(),
+                                  arglists[start:start + batch], batch)
+        log.warning("网格索引重建完成：%d 个群", len(placed))
+
+    async def warm(self) -> int:
+        """Decode every active pack into this process's cache; the groups read (logged)."""
+        try:
+            roots = await self.children("")
+            count = sum([len(await self.groups_under(root.code)) for root in roots])
+        except (RedisError, RegistryError) as error:  # a cache left cold is only slower
+            log.warning("预读网格群失败（查询仍可用，只是首次较慢）：%s", error)
+            return 0
+        log.info("已预读 %d 个群的记录", count)
+        return count
+
     async def group(self, chat_id: str) -> Group | None:
         stored = opt(await self.redis.hget(self.keys.groups(), chat_id))
         return decode_group(stored) if stored else None
@@ -184,17 +251,21 @@ class Registry(PeopleStore):
         return await self.groups(sorted(ids.split()))
 
     async def groups_under(self, code: str, *, include_dismissed: bool = False) -> list[Group]:
-        """Active placed groups at or below `code` (and dismissed ones, if asked), by chat id."""
+        """Active placed groups at or below `code`, then the dismissed ones if asked.
+
+        Each part comes pack by pack (by the code of the pack's node), by chat id in a pack.
+        """
         groups = await self._select([code], [])
         if include_dismissed:
-            groups = sorted([*groups, *await self._select([code], [], dismissed=True)],
-                            key=CHAT_ID)
+            groups.extend(await self._select([code], [], dismissed=True))
         return groups
 
     async def target_groups(
         self, codes: Sequence[str], *, tags: Sequence[str] = (), exclude: Sequence[str] = ()
     ) -> list[Group]:
-        """Active placed groups under any of `codes`, having any of `tags` (if given); by chat id.
+        """Active placed groups under any of `codes`, having any of `tags` (if given).
+
+        In the order of groups_under: pack by pack, by chat id in a pack.
 
         `exclude` holds node codes (their whole subtree is left out) and/or chat ids.
         """
@@ -206,32 +277,45 @@ class Registry(PeopleStore):
     async def _select(
         self, codes: Sequence[str], exclude: Sequence[str], *, dismissed: bool = False
     ) -> list[Group]:
-        """Groups under `codes` minus `exclude` (codes or chat ids), by chat id.
+        """Groups under `codes` minus `exclude` (codes or chat ids): pack by pack, by chat id.
 
-        Codes at 村社区 level or above select whole packs; a lower code (grid, building)
-        selects its 村社区's pack, filtered to the nodes of its subtree.
+        Codes at 网格 level or above select whole packs; a building code selects its grid's
+        pack, filtered to the nodes of its subtree. Packs this process decoded before and
+        that have not changed since come from its PackCache.
         """
         nodes = {n.code: n for n in await self.nodes(sorted({*codes, *exclude})) if n}
-        whole = [c for c in codes if c in nodes and nodes[c].level in PACK_LEVELS]
+        whole = sorted({c for c in codes if c in nodes and nodes[c].level in PACK_LEVELS})
         parts = await self._parts([c for c in codes if c in nodes and c not in whole])
-        skip = [c for c in exclude if c in nodes and nodes[c].level in PACK_LEVELS]
+        skip = sorted({c for c in exclude if c in nodes and nodes[c].level in PACK_LEVELS})
         drop_nodes = await self._subtrees([c for c in exclude if c in nodes and c not in skip])
         drop_ids = {c for c in exclude if c not in nodes}
-        args = [self.keys.prefix, "1" if dismissed else "0", len(whole), *whole,
-                len(parts), *parts, *skip]
-        reply = await self._packs_under(keys=[self.keys.groups()], args=args)
-        whole_packs = int(reply[0]) + 1
-        groups = _decode_packs(reply[1:whole_packs])
-        if len(reply) > whole_packs:
+        whole_packs, part_packs = await self._read_packs(dismissed, whole, parts, skip)
+        if part_packs:  # merged into pack order; only their selected nodes
             allowed = set().union(*parts.values())
-            groups.extend(g for g in _decode_packs(reply[whole_packs:]) if g.node in allowed)
+            whole_packs = sorted([*whole_packs, *(p.only(allowed) for p in part_packs)],
+                                 key=NODE)
+        groups = list(chain.from_iterable(p.groups for p in whole_packs))
         if drop_nodes or drop_ids:
             groups = [g for g in groups if g.node not in drop_nodes and g.chat_id not in drop_ids]
-        groups.sort(key=CHAT_ID)
         return groups
 
+    async def _read_packs(
+        self, dismissed: bool, whole: list[str], parts: Mapping[str, object], skip: list[str]
+    ) -> tuple[list[Pack], list[Pack]]:
+        """The packs under `whole` and the packs named in `parts`, minus those under `skip`."""
+        selection: Selection = (dismissed, tuple(whole), tuple(skip))
+        held = self.pack_cache.held(dismissed, selection, parts)
+        args = [self.keys.prefix, "1" if dismissed else "0", len(whole), *whole,
+                len(parts), *sorted(parts), len(skip), *skip, held_arg(held)]
+        reply = await self._packs_under(keys=[self.keys.groups()], args=args)
+        packs = self.pack_cache.take(dismissed, text(reply[1]), texts(reply[2:]), held)
+        n_whole = int(reply[0])
+        whole_packs = sorted(packs[:n_whole], key=NODE)
+        self.pack_cache.remember(selection, [p.node for p in whole_packs])
+        return whole_packs, packs[n_whole:]
+
     async def _parts(self, codes: Sequence[str]) -> dict[str, set[str]]:
-        """Pack node -> the nodes selected in it, for codes below 村社区 level."""
+        """Pack node -> the nodes selected in it, for codes below 网格 level."""
         parts: dict[str, set[str]] = {}
         for code, path in (await self.paths(codes)).items():
             pack = next((n.code for n in reversed(path) if n.level in PACK_LEVELS), code)
@@ -334,10 +418,6 @@ def _typed_changes(what: str, changes: Any, at: str) -> dict[str, Any]:
         return group_dict(decode_group(f"{changes}{US}{at}"))
     return {k: {"from": typed_field(k, v["from"]), "to": typed_field(k, v["to"])}
             for k, v in changes.items()}
-
-
-def _decode_packs(packs: Sequence[Any]) -> list[Group]:
-    return decode_rows(ROW.join(texts(packs)))
 
 
 def _reason_json(reason: str, candidates: Sequence[str]) -> str:

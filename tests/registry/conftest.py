@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,21 @@ async def small_registry(registry: Registry, small_city: City, tmp_path: Path) -
     results = await import_city(registry, small_city, tmp_path)
     assert all(r.ok for r in results), [r.report() for r in results]
     return registry
+
+
+async def assert_sums_agree(registry: Registry) -> None:
+    """Every `psum:<code>` lists exactly the packs `packs:<code>` counts, with their SHA-1."""
+    redis, k = registry.redis, registry.keys
+    for dismissed in (False, True):
+        sums = await redis.hgetall(k.all_pack_sums(dismissed=dismissed))
+        for pn, sha1 in sums.items():
+            rows = await redis.get(k.pack(pn, dismissed=dismissed))
+            assert rows is not None and hashlib.sha1(rows.encode()).hexdigest() == sha1
+        codes = {key.rsplit(":", 1)[1] async for key in redis.scan_iter(
+            k.packs("*", dismissed=dismissed))}
+        codes |= {key.rsplit(":", 1)[1] async for key in redis.scan_iter(
+            k.pack_sums("*", dismissed=dismissed))}
+        for code in codes:
+            counted = await redis.hkeys(k.packs(code, dismissed=dismissed))
+            listed = await redis.hgetall(k.pack_sums(code, dismissed=dismissed))
+            assert listed == {pn: sums[pn] for pn in counted}, code

@@ -10,7 +10,7 @@ import redis.asyncio as aioredis
 
 from bot.registry.models import DeliveryKind, Group, GroupState, Level, Node, Person, Role
 from bot.registry.store import Registry, RegistryError, UnknownNodeError
-from tests.registry.conftest import TREE
+from tests.registry.conftest import TREE, assert_sums_agree
 
 B1 = "141181001001-G01-B001"  # 东关社区 1号楼
 B3 = "141181001001-G02-B003"  # 东关社区 3号楼
@@ -150,8 +150,9 @@ async def test_target_groups_with_tags_and_exclusions(tree: Registry) -> None:
             group("wr4", LONGFENG, tags=("楼栋",)),
         ]
     )
+    # pack by pack (龙凤社区 141102001001 before 东关社区 141181001001 and 下堡村)
     ids = [g.chat_id for g in await tree.target_groups(["141181", "141102"])]
-    assert ids == ["wr1", "wr2", "wr3", "wr4"]
+    assert ids == ["wr4", "wr1", "wr2", "wr3"]
     ids = [g.chat_id for g in await tree.target_groups(["141100"], tags=["商户", "村"])]
     assert ids == ["wr2", "wr3"]
     ids = [g.chat_id for g in await tree.target_groups(["141100"], exclude=["141181001", "wr4"])]
@@ -190,25 +191,33 @@ async def test_reparenting_a_node_moves_its_groups(tree: Registry) -> None:
     assert (await tree.breakdown("141181"))[CG] == 1
     # a whole 村社区 (its own pack) moves to another 乡镇街道, dismissed groups with it
     await tree.upsert_node(replace(TREE[3], parent="141102001"))  # 东关社区 → 滨河街道
-    assert [g.chat_id for g in await tree.groups_under("141102")] == ["wr1", "wr3"]
+    # pack by pack: 东关社区's own (wr3), then 东关二网格's (wr1)
+    assert [g.chat_id for g in await tree.groups_under("141102")] == ["wr3", "wr1"]
     assert await tree.groups_under("141181", include_dismissed=True) == []
+    # the active groups, then the dismissed ones
     assert [g.chat_id for g in await tree.groups_under("141102", include_dismissed=True)] == [
+        "wr3",
         "wr1",
         "wr2",
-        "wr3",
     ]
     assert await tree.breakdown("141181") == {CG: 0, AC: 0, WH: 0}
     assert (await tree.breakdown("141100"))[CG] == 2
+    await assert_sums_agree(tree)
 
 
 async def test_a_node_changing_level_reindexes_its_groups(tree: Registry) -> None:
-    # 东关一网格 is re-classified as a 村社区 (same parent): its groups get a pack of its own
+    # 东关一网格 is re-classified as a building (same parent): its groups leave the grid's
+    # pack for the pack of 东关社区
     await tree.upsert_groups([group("wr1", B1), group("wr2", B3)])
-    await tree.upsert_node(replace(TREE[4], level=Level.VILLAGE))
+    await tree.upsert_node(replace(TREE[4], level=Level.BUILDING))
     assert [g.chat_id for g in await tree.groups_under(TREE[4].code)] == ["wr1"]
+    # wr1 now in 东关社区's own pack, then wr2 in the pack of 东关二网格 (a longer code)
     assert [g.chat_id for g in await tree.groups_under("141181001001")] == ["wr1", "wr2"]
+    assert await tree.redis.exists(tree.keys.pack(TREE[4].code)) == 0
     await tree.dismiss_group("wr1", 1.0)
     assert [g.chat_id for g in await tree.groups_under("141181001001")] == ["wr2"]
+    assert await tree.groups_under(TREE[4].code) == []
+    await assert_sums_agree(tree)
 
 
 async def test_people_coverage_and_nearest_staff(tree: Registry) -> None:

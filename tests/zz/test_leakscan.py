@@ -14,6 +14,13 @@ def test_scanner_finds_planted_numbers() -> None:
     text = "身份证 11010519491231002X 电话 13812345678 编号 N20261126 时间 1700000000123"
     assert len(find_leaks(text)) == 2
     assert find_leaks("1101**********002X 138****5678") == []
+    assert len(find_leaks("电话13812345678，请回电")) == 1
+
+
+def test_digit_runs_inside_hex_signatures_are_not_numbers() -> None:
+    # an access-log line of 2026-12-01 that failed the whole-suite scan
+    url = "/wecom/callback?msg_signature=a038d3efe0771c64de8df15510473560eb512add&nonce=5648438562"
+    assert find_leaks(url) == []
 
 
 @pytest.mark.leaks_expected
