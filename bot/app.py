@@ -103,9 +103,8 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
     from bot.registry.store import Registry
 
     config = app[appkeys.settings].registry
-    registry = Registry(app[appkeys.redis], app[appkeys.keys], app[appkeys.clock],
-                        max_cached_groups=config.max_cached_groups)
-    await registry.ensure_layout()
+    registry = await Registry.open(app[appkeys.redis], app[appkeys.keys], app[appkeys.clock],
+                                   max_cached_groups=config.max_cached_groups)
     app[appkeys.registry] = registry
     # the first whole-city query of a process decodes every pack (~0.7 s at 100,000 groups);
     # doing it now keeps that off the first officer's notice

@@ -184,8 +184,8 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
             wecom = WeComClient(session, settings.wecom, redis, keys, clock)
             audit = AuditLog(redis, keys, clock,
                              retention_days=settings.security.audit_retention_days)
-            registry = Registry(redis, keys, clock)
-            await registry.ensure_layout()
+            registry = await Registry.open(
+                redis, keys, clock, max_cached_groups=settings.registry.max_cached_groups)
             yield Runtime.build(settings, redis, keys, clock, wecom, registry, audit)
     finally:
         await redis.aclose()

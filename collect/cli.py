@@ -71,8 +71,8 @@ async def _with_deps(url: str, settings: Settings, args: argparse.Namespace, wor
     clock = make_clock(settings.clock.speed, settings.clock.origin)
     try:
         audit = AuditLog(redis, keys, clock, settings.security.audit_retention_days)
-        registry = Registry(redis, keys, clock)
-        await registry.ensure_layout()
+        registry = await Registry.open(redis, keys, clock,
+                                       max_cached_groups=settings.registry.max_cached_groups)
         deps = CollectDeps.build(redis, keys, clock, settings, registry, audit)
         return await work(deps, args)
     except SettingsError as error:

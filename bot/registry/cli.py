@@ -97,8 +97,8 @@ async def _with_registry(
     redis = connect(url)
     clock = make_clock(settings.clock.speed, settings.clock.origin)
     try:
-        registry = Registry(redis, Keys(settings.redis.prefix), clock)
-        await registry.ensure_layout()
+        registry = await Registry.open(redis, Keys(settings.redis.prefix), clock,
+                                       max_cached_groups=settings.registry.max_cached_groups)
         return await work(registry, settings, args)
     finally:
         await redis.aclose()

@@ -8,7 +8,7 @@ one slot (see keys.py). KEYS[1] is the main hash, declared so a cluster client r
 from __future__ import annotations
 
 # Walks parent pointers. Returns the codes root first and the index of the group's "pack
-# node" among them (the deepest 市/县区/乡镇/村社区 on the path), or nil for an unknown node
+# node" among them (the deepest 市/县区/乡镇/村社区/网格 on the path), or nil for an unknown node
 # or a cycle.
 _ANCESTORS = r"""
 local PACK_LEVELS = {city = true, county = true, township = true, village = true,

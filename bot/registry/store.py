@@ -84,6 +84,14 @@ class Registry(PeopleStore):
         super().__init__(redis, keys, clock)
         self.pack_cache = PackCache(max_cached_groups)
 
+    @classmethod
+    async def open(cls, redis: aioredis.Redis, keys: Keys, clock: Clock,
+                   *, max_cached_groups: int = MAX_GROUPS) -> Registry:
+        """The registry of a starting process: its indexes in the current layout first."""
+        registry = cls(redis, keys, clock, max_cached_groups=max_cached_groups)
+        await registry.ensure_layout()
+        return registry
+
     async def upsert_group(
         self, group: Group, *, actor: str = SYSTEM, source: str = "", unplaced_reason: str = "",
         candidates: Sequence[str] = (),
