@@ -13,6 +13,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 
 from bot.registry.models import DeliveryKind
 from bot.wecom.simulator import FaultConfig, OwnerProfile
+from bot.wecom.simulator.config import LatencyConfig
 from broadcasts.content import has_marker
 from broadcasts.models import PairState
 from broadcasts.queue import GROUP
@@ -113,3 +114,24 @@ async def test_stop_returns_even_when_a_cancellation_is_swallowed(make_env: Make
     await asyncio.wait_for(asyncio.shield(task), 15)
     assert time.monotonic() - started < 10
     assert not await env.redis.exists(env.rt.keys.worker_alive(worker.name))
+
+
+async def test_stop_with_jobs_in_flight_that_finish_in_time(make_env: MakeEnv) -> None:
+    """Stopping while jobs are in flight waits for them; when all finish within the grace the
+    worker stops cleanly (seen in CI: an empty set of stragglers was passed to asyncio.wait,
+    and the worker's stop raised ValueError)."""
+    env = await make_env(speed=20, profile=OwnerProfile.always((1.0, 1.0)),
+                         latency=LatencyConfig(median=4.0, p99=5.0, cap=5.0))  # ~0.2 s real
+    nid = await issue(env, "通知 紧急预警 范围：交口县 内容：今晚有大风，请关好门窗")
+    env.start_workers(1)
+    worker, task = env.workers[0], env.tasks[0]
+    assert (await env.service.confirm(COUNTY_OFFICER, nid)).ok
+
+    async def busy() -> bool:
+        return bool(worker._inflight)
+    await env.wait(busy, 20, "jobs in flight")
+    worker.stop()
+    await asyncio.wait_for(asyncio.shield(task), 15)
+    assert task.exception() is None
+    assert not worker._inflight
+    assert worker.processed >= 1
