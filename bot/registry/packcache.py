@@ -11,16 +11,18 @@ last one. Groups are immutable tuples, so cached ones are handed out without cop
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
-from bot.registry.codec import ROW, US, decode_rows
+from bot.registry.codec import ROW, US, decode_rows, gc_paused
 from bot.registry.models import Group
 
 CHAT_ID = itemgetter(0)  # Group is a NamedTuple: a C-level sort key
 MAX_GROUPS = 250_000  # ~130 MB of Groups (the benchmark measures ~520 B each)
 MAX_SELECTIONS = 4096
+FREEZE_AT = 20_000  # groups decoded at once: a cold start or a whole-city read
 
 # (dismissed?, include codes, exclude codes): the shape of one query's whole-pack part
 Selection = tuple[bool, tuple[str, ...], tuple[str, ...]]
@@ -108,14 +110,21 @@ class PackCache:
         return out
 
     def _decode(self, bodies: Sequence[str]) -> list[tuple[Group, ...]]:
-        decoded = decode_rows(ROW.join(bodies))
-        self.decoded += len(bodies)
-        out, at = [], 0
-        for body in bodies:
-            end = at + body.count(ROW) + 1
-            out.append(tuple(sorted(decoded[at:end], key=CHAT_ID)))
-            at = end
-        return out
+        with gc_paused():  # the sorted packs are as acyclic as the Groups
+            decoded = decode_rows(ROW.join(bodies))
+            self.decoded += len(bodies)
+            out, at = [], 0
+            for body in bodies:
+                end = at + body.count(ROW) + 1
+                out.append(tuple(sorted(decoded[at:end], key=CHAT_ID)))
+                at = end
+            if len(decoded) >= FREEZE_AT:
+                # A cold start's 100,000 long-lived Groups would be traversed by the next
+                # collection (~100 ms, inside this query) and by every full one after; they
+                # hold no cycles, so the collector is told to leave them (and what lives now)
+                # alone. Evicted packs are still freed by reference counting.
+                gc.freeze()
+            return out
 
     def _store(self, dismissed: bool, pack: Pack) -> Pack:
         old = self._packs.pop((dismissed, pack.node), None)
