@@ -50,11 +50,12 @@ class RegistryKeys:
     def group_names(self) -> str:  # hash group name -> space separated chat ids
         return self._k("gname")
 
-    # A "pack" holds the rows of the groups (active; "g"-prefixed: dismissed) whose deepest
-    # 市/县区/乡镇/村社区/网格 is its node, joined by newlines; `packs:<code>` refcounts the
-    # packs at or below a node, `psum:<code>` gives those packs' SHA-1 and `packsum` every
-    # pack's. A whole city is then read as ~5,000 strings, not 100,000 records, and a
-    # process that holds a pack decoded re-reads it only when its SHA-1 changed.
+    # A "pack" holds the rows of the groups (active; "g"-prefixed: dismissed) whose pack
+    # node it is (their deepest 网格, else deepest 乡镇街道/县区/市; store.PACK_LEVELS),
+    # joined by newlines; `packs:<code>` refcounts the packs at or below a node,
+    # `psum:<code>` gives those packs' SHA-1 and `packsum` every pack's. A whole city is
+    # then read as ~2,500 strings, not 100,000 records, and a process that holds a pack
+    # decoded re-reads it only when its SHA-1 changed.
     def pack(self, node: str, *, dismissed: bool = False) -> str:
         return self._k("gpack" if dismissed else "pack", node)
 

@@ -1,6 +1,6 @@
 """This process's decoded packs, each kept under the SHA-1 of the pack it was decoded from.
 
-A whole-city query reads ~5,000 packs, and turning their 100,000 rows into Groups is most of
+A whole-city query reads ~2,300 packs, and turning their 100,000 rows into Groups is most of
 its time. The registry's write script stamps every pack with the SHA-1 of its content; the
 query script is told which packs this process holds, with their SHA-1, and sends the rows
 of only those whose SHA-1 differs. Redis stays the one truth: an entry is used only when
@@ -95,7 +95,7 @@ class PackCache:
         joined by US; `stale` is node, rows, node, rows … of those not in `held`.
 
         The stale packs are decoded together, in one call: a call per pack would cost more
-        than the decoding on a cold cache of 5,000 small packs.
+        than the decoding on a cold cache of 2,300 small packs.
         """
         fields = state.split(US) if state else []
         names, bodies = stale[0::2], stale[1::2]

@@ -8,11 +8,10 @@ one slot (see keys.py). KEYS[1] is the main hash, declared so a cluster client r
 from __future__ import annotations
 
 # Walks parent pointers. Returns the codes root first and the index of the group's "pack
-# node" among them (the deepest 市/县区/乡镇/村社区/网格 on the path), or nil for an unknown node
-# or a cycle.
+# node" among them (the deepest 网格 on the path, else the deepest 乡镇街道/县区/市; store.py
+# PACK_LEVELS), or nil for an unknown node or a cycle.
 _ANCESTORS = r"""
-local PACK_LEVELS = {city = true, county = true, township = true, village = true,
-                     grid = true}
+local PACK_LEVELS = {city = true, county = true, township = true, grid = true}
 local function ancestors(P, code)
   local out, levels, cur = {}, {}, code
   for _ = 1, 32 do

@@ -1,9 +1,10 @@
 """The registry in Redis: the administrative tree, the resident groups on it, and the staff.
 
 Subtree queries are index reads, not tree walks: each group's row also sits in the "pack" of
-its 网格 (or of the node itself when it hangs higher: a 村社区, 乡镇, 县区 or the city),
-every ancestor lists the packs below it with their SHA-1 (`psum:<code>`), and `count:<code>`
-holds per-kind group and member totals for every node. A whole city is ~5,000 small packs
+its 网格 (on no grid, as a 村社区's own group: of its 乡镇街道, or of its 县区 or the city
+when it hangs that high), every ancestor lists the packs below it with their SHA-1
+(`psum:<code>`), and `count:<code>` holds per-kind group and member totals for every node.
+A whole city is ~2,300 small packs
 read in one script call, and a breakdown is one HGETALL; each process keeps the packs it
 decoded (packcache.py) and re-reads only those whose SHA-1 changed. One Lua script per
 write keeps the record, those indexes, the name index and the group's history consistent,
@@ -50,11 +51,17 @@ from bot.registry.replies import mapping, opt, optionals, text, texts
 from bot.registry.tree import RegistryError, UnknownNodeError
 
 SYSTEM = "system"
-LAYOUT = "2"  # the index layout: grid-level packs with SHA-1 sums (keys.py)
+LAYOUT = "3"  # the index layout: packs per 网格 or 乡镇街道, with SHA-1 sums (keys.py)
 log = logging.getLogger(__name__)
 NODE = attrgetter("node")
 MAX_TRIES = 20
-PACK_LEVELS = frozenset({Level.CITY, Level.COUNTY, Level.TOWNSHIP, Level.VILLAGE, Level.GRID})
+# A group's pack is its deepest 网格 or, on no grid (a 村's own group), its deepest
+# 乡镇街道/县区/市: most villages hold one group, and thousands of one-row packs cost a
+# query more than their rows do.
+PACK_LEVELS = frozenset({Level.CITY, Level.COUNTY, Level.TOWNSHIP, Level.GRID})
+# Levels whose `psum:` lists every pack at or below them. A 村社区 lists its grids' packs;
+# its own groups are picked out of its township's pack.
+SUM_LEVELS = PACK_LEVELS | {Level.VILLAGE}
 
 __all__ = ["ConflictError", "GroupWrite", "Registry", "RegistryError", "UnknownNodeError"]
 
@@ -287,15 +294,21 @@ class Registry(PeopleStore):
     ) -> list[Group]:
         """Groups under `codes` minus `exclude` (codes or chat ids): pack by pack, by chat id.
 
-        Codes at 网格 level or above select whole packs; a building code selects its grid's
-        pack, filtered to the nodes of its subtree. Packs this process decoded before and
-        that have not changed since come from its PackCache.
+        Codes at 网格 level or above select the whole packs at or below them; a code below a
+        pack node (a building; a 村社区 for its groups on no grid) selects the pack it sits
+        in, filtered to the nodes of its subtree. Packs this process decoded before and that
+        have not changed since come from its PackCache.
         """
         nodes = {n.code: n for n in await self.nodes(sorted({*codes, *exclude})) if n}
-        whole = sorted({c for c in codes if c in nodes and nodes[c].level in PACK_LEVELS})
-        parts = await self._parts([c for c in codes if c in nodes and c not in whole])
-        skip = sorted({c for c in exclude if c in nodes and nodes[c].level in PACK_LEVELS})
-        drop_nodes = await self._subtrees([c for c in exclude if c in nodes and c not in skip])
+
+        def at(levels: frozenset[Level], among: Sequence[str]) -> list[str]:
+            return sorted({c for c in among if c in nodes and (nodes[c].level in levels)})
+
+        def below(among: Sequence[str]) -> list[str]:
+            return sorted({c for c in among if c in nodes and nodes[c].level not in PACK_LEVELS})
+
+        whole, parts = at(SUM_LEVELS, codes), await self._parts(below(codes))
+        skip, drop_nodes = at(SUM_LEVELS, exclude), await self._subtrees(below(exclude))
         drop_ids = {c for c in exclude if c not in nodes}
         whole_packs, part_packs = await self._read_packs(dismissed, whole, parts, skip)
         if part_packs:  # merged into pack order; only their selected nodes

@@ -9,18 +9,30 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 import redis.asyncio as aioredis
 
 from bot.clock import Clock
 from bot.keys import Keys
 from bot.registry.city import City
 from bot.registry.divisions import CITY_CODE
-from bot.registry.models import Group
+from bot.registry.models import Group, Level
+from bot.registry.scripts import UPSERT_GROUP
 from bot.registry.store import Registry
 from tests.registry.conftest import assert_sums_agree, import_city
 
 COUNTY = "141102"  # 离石区, the small city's only county
 LAYOUT1_UPSERT = Path(__file__).with_name("layout1_upsert_group.lua")
+
+
+def layout2_upsert() -> str:
+    """Layout 2 differed from today's only in its pack levels: 村社区 held their own packs."""
+    old = "local PACK_LEVELS = {city = true, county = true, township = true, grid = true}"
+    assert old in UPSERT_GROUP
+    return UPSERT_GROUP.replace(old, old[:-1] + ", village = true}")
+
+
+OLD_LAYOUTS = {"1": lambda: LAYOUT1_UPSERT.read_text(encoding="utf-8"), "2": layout2_upsert}
 
 
 def fresh(registry: Registry) -> Registry:
@@ -86,11 +98,13 @@ async def test_rewritten_data_is_read_again_not_served_from_memory(
     assert all(g.name.endswith("（新）") for g in new)
 
 
+@pytest.mark.parametrize("layout", sorted(OLD_LAYOUTS))
 async def test_indexes_of_an_older_gridbot_are_rebuilt_once_at_start(
-    registry: Registry, small_city: City, tmp_path: Path, redis: aioredis.Redis
+    registry: Registry, small_city: City, tmp_path: Path, redis: aioredis.Redis, layout: str
 ) -> None:
-    """Data written with layout 1 (packs per 村社区, no sums) reads the same after the
-    rebuild as data written by this version; the rebuild runs once and keeps history."""
+    """Data written with layout 1 (packs per 村社区, no sums) or 2 (packs per 网格 and
+    村社区) reads the same after the rebuild as data written by this version; the rebuild
+    runs once and keeps history."""
     await import_city(registry, small_city, tmp_path)
     expected = await registry.groups_under(CITY_CODE, include_dismissed=True)
     expected_dump = await registry.dump()
@@ -98,9 +112,13 @@ async def test_indexes_of_an_older_gridbot_are_rebuilt_once_at_start(
 
     await redis.flushdb()
     old = Registry(redis, Keys(registry.keys.keys.prefix), registry.clock)
-    old._upsert_group = redis.register_script(LAYOUT1_UPSERT.read_text(encoding="utf-8"))
+    old._upsert_group = redis.register_script(OLD_LAYOUTS[layout]())
     await import_city(old, small_city, tmp_path / "old")
-    assert await redis.exists(registry.keys.pack_sums(CITY_CODE)) == 0  # layout 1 indeed
+    villages = [n.code for n in small_city.nodes if n.level is Level.VILLAGE]
+    own_packs = sum([await redis.exists(registry.keys.pack(v)) for v in villages])
+    assert own_packs > 0  # villages held their own packs: the old layout indeed
+    if layout == "1":
+        assert await redis.exists(registry.keys.pack_sums(CITY_CODE)) == 0  # no sums yet
 
     starting = fresh(registry)
     assert await starting.ensure_layout() is True
@@ -112,6 +130,7 @@ async def test_indexes_of_an_older_gridbot_are_rebuilt_once_at_start(
         h.what for h in history]
     await same_as_fresh(starting)
     await assert_sums_agree(starting)
+    assert sum([await redis.exists(registry.keys.pack(v)) for v in villages]) == 0
 
 
 def _same_times(groups: list[Group], stored: list[Group]) -> list[Group]:

@@ -165,6 +165,27 @@ async def test_target_groups_with_tags_and_exclusions(tree: Registry) -> None:
     assert ids == ["wr1"]
 
 
+async def test_a_village_selects_its_own_groups_and_its_grids(tree: Registry) -> None:
+    """A 村社区's own groups sit in its township's pack, beside its neighbours' own groups;
+    selecting or excluding the village takes exactly its share of that pack."""
+    village, grid = "141181001001", "141181001001-G01"
+    await tree.upsert_groups([group("wr1", village), group("wr2", B1), group("wr3", B3),
+                              group("wr4", "141181001"), group("wr5", "141181101201")])
+    newyi = await tree.redis.get(tree.keys.pack("141181001"))  # 新义街道's pack
+    assert sorted(row.split("\x1f")[0] for row in newyi.split("\n")) == ["wr1", "wr4"]
+    assert [g.chat_id for g in await tree.groups_under(village)] == ["wr1", "wr2", "wr3"]
+    assert [g.chat_id for g in await tree.groups_under(grid)] == ["wr2"]
+    ids = [g.chat_id for g in await tree.target_groups(["141181"], exclude=[village])]
+    assert ids == ["wr4", "wr5"]
+    ids = [g.chat_id for g in await tree.target_groups(["141181001"], exclude=[grid])]
+    assert ids == ["wr1", "wr4", "wr3"]
+    ids = [g.chat_id for g in await tree.target_groups([village, "141181101201"])]
+    assert ids == ["wr1", "wr2", "wr3", "wr5"]  # by pack code: 新义街道, its grids, 梧桐镇
+    await tree.dismiss_group("wr1", 1.0)
+    assert [g.chat_id for g in await tree.groups_under(village)] == ["wr2", "wr3"]
+    await assert_sums_agree(tree)
+
+
 async def test_concurrent_partial_updates_do_not_undo_each_other(tree: Registry) -> None:
     await tree.upsert_group(group("wr1", B1, members=10))
 
@@ -189,9 +210,9 @@ async def test_reparenting_a_node_moves_its_groups(tree: Registry) -> None:
     assert [g.chat_id for g in await tree.groups_under("141102")] == ["wr1"]
     assert [g.chat_id for g in await tree.groups_under("141181")] == ["wr3"]
     assert (await tree.breakdown("141181"))[CG] == 1
-    # a whole 村社区 (its own pack) moves to another 乡镇街道, dismissed groups with it
+    # a whole 村社区 moves to another 乡镇街道, dismissed groups with it
     await tree.upsert_node(replace(TREE[3], parent="141102001"))  # 东关社区 → 滨河街道
-    # pack by pack: 东关社区's own (wr3), then 东关二网格's (wr1)
+    # pack by pack: 滨河街道's (wr3, on 东关社区 and on no grid), then 东关二网格's (wr1)
     assert [g.chat_id for g in await tree.groups_under("141102")] == ["wr3", "wr1"]
     assert await tree.groups_under("141181", include_dismissed=True) == []
     # the active groups, then the dismissed ones
@@ -206,12 +227,12 @@ async def test_reparenting_a_node_moves_its_groups(tree: Registry) -> None:
 
 
 async def test_a_node_changing_level_reindexes_its_groups(tree: Registry) -> None:
-    # 东关一网格 is re-classified as a building (same parent): its groups leave the grid's
-    # pack for the pack of 东关社区
+    # 东关一网格 is re-classified as a building (same parent): its groups, now on no grid,
+    # leave the grid's pack for the pack of 新义街道
     await tree.upsert_groups([group("wr1", B1), group("wr2", B3)])
     await tree.upsert_node(replace(TREE[4], level=Level.BUILDING))
     assert [g.chat_id for g in await tree.groups_under(TREE[4].code)] == ["wr1"]
-    # wr1 now in 东关社区's own pack, then wr2 in the pack of 东关二网格 (a longer code)
+    # wr1 now in 新义街道's pack, then wr2 in the pack of 东关二网格 (a longer code)
     assert [g.chat_id for g in await tree.groups_under("141181001001")] == ["wr1", "wr2"]
     assert await tree.redis.exists(tree.keys.pack(TREE[4].code)) == 0
     await tree.dismiss_group("wr1", 1.0)
