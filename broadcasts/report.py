@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bot.wecom.errors import WeComError
+from bot.wecom.errors import AmbiguousError, TransientError, WeComError
 from broadcasts import content
 from broadcasts.jobs_common import Result, log, pending_left
 from broadcasts.models import NoticeStatus, PairState
@@ -17,6 +17,9 @@ from broadcasts.queue import Job
 from broadcasts.runtime import Runtime
 from broadcasts.state import Item
 from broadcasts.tracking import still_waiting
+
+REPORT_TRIES = 4
+REPORT_BACKOFF = 2.0  # seconds before the second try; doubled for each one after
 
 
 async def deadline(rt: Runtime, job: Job, worker: str) -> Result:
@@ -120,11 +123,26 @@ def _state_words(snap: Snapshot, chat: str) -> str:
 
 
 async def tell(rt: Runtime, userid: str, messages: list[str]) -> None:
-    """1:1 messages to `userid`, within the per-member ceiling."""
-    for text in messages:
-        await rt.limiter.acquire(rt.costs.app_message(userid))
-        try:
-            await rt.wecom.send_text(userid, text)
-        except WeComError as error:
-            log.warning("! report to %s failed: %s", userid, error)
-            return
+    """1:1 messages to `userid`, within the per-member ceiling.
+
+    The report is sent once (its job is marked done first), so a part that fails for a
+    passing reason is sent again, up to REPORT_TRIES times: message/send's duplicate check
+    makes that safe even when the failed try was delivered. A part that still fails is
+    logged and the next part still goes out; `gridbot broadcast report` prints it all.
+    """
+    for part, text in enumerate(messages, 1):
+        for attempt in range(1, REPORT_TRIES + 1):
+            await rt.limiter.acquire(rt.costs.app_message(userid))
+            try:
+                await rt.wecom.send_text(userid, text)
+                break
+            except (TransientError, AmbiguousError) as error:
+                if attempt == REPORT_TRIES:
+                    log.warning("! report part %d/%d to %s failed %d times: %s", part,
+                                len(messages), userid, attempt, error)
+                else:
+                    await rt.clock.sleep(REPORT_BACKOFF * 2 ** (attempt - 1))
+            except WeComError as error:  # not a passing failure: trying again cannot help
+                log.warning("! report part %d/%d to %s failed: %s", part, len(messages),
+                            userid, error)
+                break
