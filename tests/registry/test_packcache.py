@@ -6,6 +6,7 @@ reads; every read must equal what a process with an empty cache reads.
 
 from __future__ import annotations
 
+import gc
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,8 +16,10 @@ import redis.asyncio as aioredis
 from bot.clock import Clock
 from bot.keys import Keys
 from bot.registry.city import City
+from bot.registry.codec import ROW, US, group_content
 from bot.registry.divisions import CITY_CODE
-from bot.registry.models import Group, Level
+from bot.registry.models import DeliveryKind, Group, Level
+from bot.registry.packcache import FREEZE_AT, PackCache
 from bot.registry.scripts import UPSERT_GROUP
 from bot.registry.store import Registry
 from tests.registry.conftest import assert_sums_agree, import_city
@@ -178,3 +181,29 @@ async def test_warming_at_start_leaves_the_first_query_nothing_to_decode(
     for code in (COUNTY, CITY_CODE):
         assert await starting.groups_under(code) == await fresh(starting).groups_under(code)
     assert starting.pack_cache.decoded == decoded
+
+
+def test_a_big_decode_is_frozen_out_of_later_collections() -> None:
+    """A cold start's Groups are built with the collector paused and then frozen, so no
+    later collection traverses them; a small decode (live changes) is left to the
+    collector as usual."""
+    def bodies(n: int, packs: int) -> tuple[str, list[str]]:
+        rows = [group_content(Group(f"wr{i:06d}", f"群{i}", DeliveryKind.APPCHAT, f"n{i % packs}",
+                                    "gw1", 10)) + US + "1.0" for i in range(n)]
+        stale: list[str] = []
+        for p in range(packs):
+            stale += [f"n{p}", ROW.join(rows[p::packs])]
+        return US.join(f"n{p}{US}sum{p}" for p in range(packs)), stale
+
+    gc.unfreeze()
+    try:
+        assert gc.isenabled()
+        state, stale = bodies(FREEZE_AT // 10, 50)
+        PackCache().take(False, state, stale, {})
+        assert gc.get_freeze_count() == 0 and gc.isenabled()
+        state, stale = bodies(FREEZE_AT, 500)
+        packs = PackCache().take(False, state, stale, {})
+        assert sum(len(p.groups) for p in packs) == FREEZE_AT
+        assert gc.get_freeze_count() > FREEZE_AT and gc.isenabled()
+    finally:
+        gc.unfreeze()
