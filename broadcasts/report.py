@@ -131,18 +131,24 @@ async def tell(rt: Runtime, userid: str, messages: list[str]) -> None:
     logged and the next part still goes out; `gridbot broadcast report` prints it all.
     """
     for part, text in enumerate(messages, 1):
-        for attempt in range(1, REPORT_TRIES + 1):
-            await rt.limiter.acquire(rt.costs.app_message(userid))
-            try:
-                await rt.wecom.send_text(userid, text)
-                break
-            except (TransientError, AmbiguousError) as error:
-                if attempt == REPORT_TRIES:
-                    log.warning("! report part %d/%d to %s failed %d times: %s", part,
-                                len(messages), userid, attempt, error)
-                else:
-                    await rt.clock.sleep(REPORT_BACKOFF * 2 ** (attempt - 1))
-            except WeComError as error:  # not a passing failure: trying again cannot help
-                log.warning("! report part %d/%d to %s failed: %s", part, len(messages),
-                            userid, error)
-                break
+        error = await _send_part(rt, userid, text)
+        if error is not None:
+            log.warning("! report part %d/%d to %s failed: %s", part, len(messages), userid,
+                        error)
+
+
+async def _send_part(rt: Runtime, userid: str, text: str) -> WeComError | None:
+    """Send one part, trying again on a passing failure; None once sent, else the error."""
+    error: WeComError | None = None
+    for attempt in range(REPORT_TRIES):
+        if attempt:
+            await rt.clock.sleep(REPORT_BACKOFF * 2 ** (attempt - 1))
+        await rt.limiter.acquire(rt.costs.app_message(userid))
+        try:
+            await rt.wecom.send_text(userid, text)
+            return None
+        except (TransientError, AmbiguousError) as passing:
+            error = passing
+        except WeComError as permanent:  # trying again cannot help
+            return permanent
+    return error

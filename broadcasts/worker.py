@@ -154,8 +154,8 @@ class Worker:
         if not late:
             return
         log.warning("工作进程 %s 停止：%d 个任务 %.0f 秒内未完成，已取消"
-                "（将由其他进程接手）：%s", self.name, len(late), STOP_GRACE_REAL,
-                ", ".join(sorted(t.get_name() for t in late)))
+                    "（将由其他进程接手）：%s", self.name, len(late), STOP_GRACE_REAL,
+                    ", ".join(sorted(t.get_name() for t in late)))
         for task in late:
             task.cancel()
         await asyncio.wait(late, timeout=HELPER_STOP_REAL)  # bounded: see run()

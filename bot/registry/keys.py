@@ -54,7 +54,7 @@ class RegistryKeys:
     # node it is (their deepest 网格, else deepest 乡镇街道/县区/市; store.PACK_LEVELS),
     # joined by newlines; `packs:<code>` refcounts the packs at or below a node,
     # `psum:<code>` gives those packs' SHA-1 and `packsum` every pack's. A whole city is
-    # then read as ~2,500 strings, not 100,000 records, and a process that holds a pack
+    # then read as ~2,300 strings, not 100,000 records, and a process that holds a pack
     # decoded re-reads it only when its SHA-1 changed.
     def pack(self, node: str, *, dismissed: bool = False) -> str:
         return self._k("gpack" if dismissed else "pack", node)

@@ -4,9 +4,9 @@ Subtree queries are index reads, not tree walks: each group's row also sits in t
 its 网格 (on no grid, as a 村社区's own group: of its 乡镇街道, or of its 县区 or the city
 when it hangs that high), every ancestor lists the packs below it with their SHA-1
 (`psum:<code>`), and `count:<code>` holds per-kind group and member totals for every node.
-A whole city is ~2,300 small packs
-read in one script call, and a breakdown is one HGETALL; each process keeps the packs it
-decoded (packcache.py) and re-reads only those whose SHA-1 changed. One Lua script per
+A whole city is ~2,300 small packs read in one script call, and a breakdown is one HGETALL;
+each process keeps the packs it decoded (packcache.py) and re-reads only those whose SHA-1
+changed. One Lua script per
 write keeps the record, those indexes, the name index and the group's history consistent,
 so any number of gridbot processes can write concurrently. Layout: keys.py; scripts:
 scripts.py; the tree: tree.py; people: people.py.
@@ -198,7 +198,7 @@ class Registry(PeopleStore):
 
     async def ensure_layout(self, *, wait_seconds: float = 900.0) -> bool:
         """Rebuild the indexes when they were written by a gridbot with an older layout
-        (before grid-level packs and pack sums); True when this process rebuilt them.
+        (another choice of pack nodes, or no pack sums); True when this process rebuilt them.
 
         Every process calls this at start; one rebuilds under a lock, the others wait for it,
         so no process reads half-built indexes. The rebuild re-runs the write script on every
@@ -301,14 +301,14 @@ class Registry(PeopleStore):
         """
         nodes = {n.code: n for n in await self.nodes(sorted({*codes, *exclude})) if n}
 
-        def at(levels: frozenset[Level], among: Sequence[str]) -> list[str]:
-            return sorted({c for c in among if c in nodes and (nodes[c].level in levels)})
+        def summed(among: Sequence[str]) -> list[str]:  # whole packs at or below them
+            return sorted({c for c in among if c in nodes and nodes[c].level in SUM_LEVELS})
 
-        def below(among: Sequence[str]) -> list[str]:
+        def below(among: Sequence[str]) -> list[str]:  # part of the pack they sit in
             return sorted({c for c in among if c in nodes and nodes[c].level not in PACK_LEVELS})
 
-        whole, parts = at(SUM_LEVELS, codes), await self._parts(below(codes))
-        skip, drop_nodes = at(SUM_LEVELS, exclude), await self._subtrees(below(exclude))
+        whole, parts = summed(codes), await self._parts(below(codes))
+        skip, drop_nodes = summed(exclude), await self._subtrees(below(exclude))
         drop_ids = {c for c in exclude if c not in nodes}
         whole_packs, part_packs = await self._read_packs(dismissed, whole, parts, skip)
         if part_packs:  # merged into pack order; only their selected nodes
