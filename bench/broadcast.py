@@ -47,19 +47,19 @@ from bot.audit import AuditLog  # noqa: E402
 from bot.clock import Clock  # noqa: E402
 from bot.keys import Keys  # noqa: E402
 from bot.redis import connect, free_port, redis_url_for  # noqa: E402
-from bot.registry.city import City  # noqa: E402
-from bot.registry.models import DeliveryKind, Group, Person, Role  # noqa: E402
-from bot.registry.store import Registry  # noqa: E402
-from bot.registry.synthetic import generate_city, load_into_simulator  # noqa: E402
 from bot.settings import Settings, load_settings  # noqa: E402
 from bot.wecom.client import WeComClient  # noqa: E402
 from bot.wecom.errors import WeComError  # noqa: E402
 from bot.wecom.simulator import LatencyConfig, SimConfig, WeComSimulator  # noqa: E402
 from broadcasts.content import has_marker  # noqa: E402
+from broadcasts.deps import Runtime  # noqa: E402
 from broadcasts.planner import demand_of, fmt_duration, machine_floor  # noqa: E402
 from broadcasts.progress import percentile  # noqa: E402
-from broadcasts.runtime import Runtime  # noqa: E402
 from broadcasts.service import BroadcastService  # noqa: E402
+from registry.city import City  # noqa: E402
+from registry.models import DeliveryKind, Group, Person, Role  # noqa: E402
+from registry.store import Registry  # noqa: E402
+from registry.synthetic import generate_city, load_into_simulator  # noqa: E402
 
 OFFICER = "mj_city_bench"
 TEXT = ("通知 紧急预警 范围：吕梁市 内容：近期冒充公检法电信诈骗高发，"

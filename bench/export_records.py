@@ -37,14 +37,14 @@ from bot.audit import AuditLog
 from bot.clock import Clock
 from bot.keys import Keys
 from bot.redis import EmbeddedRedis, connect
-from bot.registry.models import Level, Node, Person, Role
-from bot.registry.store import Registry
+from bot.rtypes import hmapping
 from bot.settings import Settings, load_settings
 from collect.deps import CollectDeps
 from collect.export import ExportQuery, export
 from collect.models import ChangeKind, HistoryEntry, Record, RecordKind, ReviewState
 from collect.records import compose
-from collect.rtypes import hmapping
+from registry.models import Level, Node, Person, Role
+from registry.store import Registry
 
 ROOT = Path(__file__).resolve().parent.parent
 COUNTY, GRIDS = "141181", 100

@@ -42,18 +42,18 @@ from aiohttp import web
 from bot.clock import REAL_TIME
 from bot.keys import Keys
 from bot.redis import EmbeddedRedis, connect, free_port
-from bot.registry.city import City
-from bot.registry.codec import ROW, RS, US, decode_rows, group_content
-from bot.registry.divisions import CITY_CODE
-from bot.registry.importer import Importer
-from bot.registry.models import DeliveryKind, Group, GroupState
-from bot.registry.placement import Placer
-from bot.registry.store import Registry
-from bot.registry.sync import RegistrySync
-from bot.registry.synthetic import DEFAULT_RULE, generate_city, load_into_simulator
 from bot.settings import WeComSettings
 from bot.wecom.client import WeComClient
 from bot.wecom.simulator import LatencyConfig, SimConfig, WeComSimulator
+from registry.city import City
+from registry.codec import ROW, RS, US, decode_rows, group_content
+from registry.divisions import CITY_CODE
+from registry.importer import Importer
+from registry.models import DeliveryKind, Group, GroupState
+from registry.placement import Placer
+from registry.store import Registry
+from registry.sync import RegistrySync
+from registry.synthetic import DEFAULT_RULE, generate_city, load_into_simulator
 
 COUNTY = "141124"  # 临县, the largest county
 BENCH_PREFIX = "bench"

@@ -66,10 +66,11 @@ def create_app(settings: Settings, routers: Sequence[Router], *, clock: Clock | 
 
 def make_context(app: web.Application, source: str = "") -> Context:
     """The handler Context for one event (`source` = its dedupe key, for the audit trail)."""
+    routers: tuple[Router, ...] = app[appkeys.routers]
     return Context(
         settings=app[appkeys.settings], redis=app[appkeys.redis], keys=app[appkeys.keys],
         clock=app[appkeys.clock], wecom=app[appkeys.wecom], audit=app[appkeys.audit],
-        registry=app[appkeys.registry], routers=app[appkeys.routers], source=source,
+        registry=app[appkeys.registry], routers=routers, source=source,
     )
 
 
@@ -99,8 +100,8 @@ async def wecom_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
-    """The grid registry (imported here: bot.registry is a sibling package)."""
-    from bot.registry.store import Registry
+    """The grid registry (imported here: registry is a sibling package)."""
+    from registry.store import Registry
 
     config = app[appkeys.settings].registry
     registry = await Registry.open(app[appkeys.redis], app[appkeys.keys], app[appkeys.clock],

@@ -21,9 +21,9 @@ from bot.wecom.crypto import WeComCrypto
 
 if TYPE_CHECKING:
     from bot.inbox import Inbox, InboxConsumer
-    from bot.registry.store import Registry
     from bot.router import Router
     from bot.scheduler import Scheduler
+    from registry.store import Registry
 
 settings = web.AppKey("settings", Settings)
 clock = web.AppKey("clock", Clock)

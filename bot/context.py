@@ -9,14 +9,14 @@ import redis.asyncio as aioredis
 
 from bot.audit import AuditLog
 from bot.clock import Clock
+from bot.help import HelpSource
 from bot.keys import Keys
 from bot.masking import scrub
 from bot.settings import Settings
 
 if TYPE_CHECKING:
-    from bot.registry.store import Registry
-    from bot.router import Router
     from bot.wecom.client import WeComClient
+    from registry.store import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ class Context:
     wecom: WeComClient
     audit: AuditLog
     registry: Registry
-    routers: tuple[Router, ...] = ()
+    routers: tuple[HelpSource, ...] = ()  # for 帮助
     source: str = ""  # dedupe key of the event being handled, for the audit trail
 
     async def reply(self, userid: str, text: str) -> None:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 from bot.events import Event, ExternalChatChange, TextMessage
+from bot.help import HelpEntry
 
 if TYPE_CHECKING:
     from bot.context import Context
@@ -32,14 +33,6 @@ class Route(Generic[EventT]):
 
 class SkipHandler(Exception):
     """Raised by a handler that matched but declines the event: dispatch tries the next route."""
-
-
-@dataclass(frozen=True, slots=True)
-class HelpEntry:
-    """One line of 帮助: shown to senders whose role is in `roles` (empty: everyone)."""
-
-    usage: str
-    roles: frozenset[str] = frozenset()
 
 
 class Router:

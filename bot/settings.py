@@ -122,7 +122,7 @@ class BroadcastSettings(BaseModel):
 class RegistrySettings(BaseModel):
     naming_rule: str = "{county}-{township}-{village}-{building}"
     sync_page_size: int = Field(1000, ge=1, le=1000)
-    # decoded packs each process keeps (bot/registry/packcache.py): ~500 B of memory per group
+    # decoded packs each process keeps (registry/packcache.py): ~500 B of memory per group
     max_cached_groups: int = Field(250_000, ge=0, le=5_000_000)
     warm_cache_on_start: bool = True  # read the whole tree once in the background at start
 

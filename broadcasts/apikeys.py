@@ -12,8 +12,8 @@ import secrets
 import redis.asyncio as aioredis
 
 from bot.clock import Clock
+from bot.rtypes import opt, smap
 from broadcasts.keys import BroadcastKeys
-from broadcasts.rtypes import opt, smap
 
 PREFIX = "gbk_"
 

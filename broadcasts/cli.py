@@ -29,14 +29,14 @@ from bot.clock import make_clock
 from bot.keys import Keys
 from bot.log import setup_logging
 from bot.redis import connect
-from bot.registry.store import Registry
 from bot.settings import Settings, SettingsError, load_settings
 from bot.wecom.client import WeComClient, trace_configs
 from broadcasts.apikeys import ApiKeys
+from broadcasts.deps import Runtime
 from broadcasts.grammar import GrammarError, parse_follow_up, parse_notice
-from broadcasts.runtime import Runtime
 from broadcasts.service import BroadcastService, Reply
 from broadcasts.worker import Worker
+from registry.store import Registry
 
 log = logging.getLogger("gridbot.worker")
 FOLLOW = {"update": "更新", "retract": "撤回", "solved": "已破案"}

@@ -18,10 +18,10 @@ from bot.wecom.errors import (
     WeComError,
 )
 from broadcasts import content
+from broadcasts.deps import Runtime
 from broadcasts.jobs_common import Result, check_settled, log, rate_gate, retry_delay, worker_alive
 from broadcasts.models import Notice, PairState
 from broadcasts.queue import Job
-from broadcasts.runtime import Runtime
 from broadcasts.state import Item, Unit, UnitChange
 from broadcasts.tracking import AWAITING, send_results, tell_owner
 

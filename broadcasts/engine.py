@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable
 
 from bot.wecom.errors import WeComError
 from broadcasts import customer, escalation, report, sending, tracking
+from broadcasts.deps import Runtime
 from broadcasts.jobs_common import Result, check_settled, log
 from broadcasts.models import Notice, NoticeKind, NoticeStatus, PairState
 from broadcasts.plan import make_plan, plan_groups
 from broadcasts.planner import poll_interval
 from broadcasts.queue import Job
-from broadcasts.runtime import Runtime
 from broadcasts.state import Item, Unit, UnitChange
 
 RELEASABLE = (NoticeStatus.PENDING_CONFIRM, NoticeStatus.PENDING_APPROVAL, NoticeStatus.SCHEDULED)

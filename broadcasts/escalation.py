@@ -7,13 +7,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from bot.rtypes import slist
 from bot.wecom.errors import WeComError
 from broadcasts import content
+from broadcasts.deps import Runtime
 from broadcasts.jobs_common import Result, log
 from broadcasts.models import PlannedGroup
 from broadcasts.queue import Job
-from broadcasts.rtypes import slist
-from broadcasts.runtime import Runtime
 from broadcasts.state import Unit
 from broadcasts.tracking import still_waiting
 

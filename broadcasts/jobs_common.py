@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from enum import Enum
 
+from broadcasts.deps import Runtime
 from broadcasts.limiter import Rate
 from broadcasts.models import PENDING_STATES, PairState
 from broadcasts.queue import Job
-from broadcasts.runtime import Runtime
 
 log = logging.getLogger("broadcasts")
 

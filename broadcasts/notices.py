@@ -13,9 +13,9 @@ from collections.abc import Collection, Mapping
 import redis.asyncio as aioredis
 
 from bot.clock import Clock
+from bot.rtypes import slist, smap
 from broadcasts.keys import BroadcastKeys
 from broadcasts.models import Notice, NoticeStatus
-from broadcasts.rtypes import slist, smap
 
 _CAS = """
 local status = redis.call('HGET', KEYS[1], 'status')

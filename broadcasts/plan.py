@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
 
-from bot.registry.models import DeliveryKind, Group, Level, Node, Person, Role
-from bot.registry.store import Registry
+from bot.rtypes import olist, opt, slist, smap
 from broadcasts.keys import BroadcastKeys
 from broadcasts.models import PairRecord, PairState, PlannedGroup
 from broadcasts.quota import QuotaBook
-from broadcasts.rtypes import olist, opt, slist, smap
 from broadcasts.state import unit_json
+from registry.models import DeliveryKind, Group, Level, Node, Person, Role
+from registry.store import Registry
 
 QUOTA_SPENT = "本月群发次数已用完，未发送"
 

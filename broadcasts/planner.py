@@ -15,10 +15,10 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from bot.registry.models import DeliveryKind
 from bot.settings import BroadcastSettings, CeilingSettings
 from broadcasts.costs import HOUR, MINUTE
 from broadcasts.models import PlannedGroup
+from registry.models import DeliveryKind
 
 
 @dataclass(frozen=True, slots=True)

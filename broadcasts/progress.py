@@ -8,9 +8,9 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from broadcasts.deps import Runtime
 from broadcasts.models import Notice, PairRecord, PairState, PlannedGroup
 from broadcasts.planner import fmt_duration
-from broadcasts.runtime import Runtime
 
 MAX_CHILD_ROWS = 30
 

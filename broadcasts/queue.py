@@ -20,8 +20,8 @@ import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
 from bot.clock import Clock
+from bot.rtypes import text
 from broadcasts.keys import BroadcastKeys
-from broadcasts.rtypes import text
 
 GROUP = "workers"
 

@@ -9,12 +9,12 @@ from collections.abc import Sequence
 
 from bot.wecom.errors import AmbiguousError, TransientError, WeComError
 from broadcasts import content
+from broadcasts.deps import Runtime
 from broadcasts.jobs_common import Result, log, pending_left
 from broadcasts.models import NoticeStatus, PairState
 from broadcasts.planner import fmt_duration
 from broadcasts.progress import Snapshot, percentile, snapshot
 from broadcasts.queue import Job
-from broadcasts.runtime import Runtime
 from broadcasts.state import Item
 from broadcasts.tracking import still_waiting
 

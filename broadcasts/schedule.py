@@ -19,9 +19,9 @@ from bot import appkeys
 from bot.keys import Keys
 from bot.scheduler import Scheduler, current_app
 from bot.settings import Settings
+from broadcasts.deps import Runtime
 from broadcasts.engine import release
 from broadcasts.models import NoticeStatus
-from broadcasts.runtime import Runtime
 
 log = logging.getLogger(__name__)
 

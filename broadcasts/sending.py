@@ -6,14 +6,14 @@ These channels offer no read-back: a pair found `submitted` by a worker that has
 
 from __future__ import annotations
 
-from bot.registry.models import DeliveryKind
 from bot.wecom.errors import AmbiguousError, RateLimitedError, TransientError, WeComAPIError
 from broadcasts.content import resident_text
+from broadcasts.deps import Runtime
 from broadcasts.jobs_common import Result, check_settled, log, rate_gate, retry_delay, worker_alive
 from broadcasts.models import Notice, PairRecord, PairState, PlannedGroup
 from broadcasts.queue import Job
-from broadcasts.runtime import Runtime
 from broadcasts.state import Item
+from registry.models import DeliveryKind
 
 DIED_IN_FLIGHT = "发送时工作进程中断，无法确认是否送达（系统不会重发，请人工核实）"
 

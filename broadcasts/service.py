@@ -16,8 +16,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bot.audit import Outcome
-from bot.registry.models import DeliveryKind, Level, Person, Role
 from broadcasts import content, targets
+from broadcasts.deps import Runtime
 from broadcasts.engine import release
 from broadcasts.grammar import (
     FOLLOW_WORDS,
@@ -39,7 +39,7 @@ from broadcasts.models import (
 from broadcasts.plan import Plan, make_plan, plan_groups
 from broadcasts.planner import Forecast, demand_of, history_share, machine_floor, poll_interval
 from broadcasts.progress import snapshot
-from broadcasts.runtime import Runtime
+from registry.models import DeliveryKind, Level, Person, Role
 
 
 class Scheduling(Protocol):

@@ -20,9 +20,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from bot.rtypes import olist, opt, smap
 from broadcasts.keys import BroadcastKeys
 from broadcasts.models import PairRecord, PairState
-from broadcasts.rtypes import olist, opt, smap
 
 _TRANSITION = """
 local pairs_key, counts, delivered, units = KEYS[1], KEYS[2], KEYS[3], KEYS[4]

@@ -6,9 +6,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.registry.models import Node
-from bot.registry.store import Registry
 from broadcasts.grammar import GrammarError
+from registry.models import Node
+from registry.store import Registry
 
 _CODE = re.compile(r"^\d{6}(\d{3}(\d{3})?)?(-G\d+(-B\d+)?)?$")
 

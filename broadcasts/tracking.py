@@ -22,11 +22,11 @@ from bot.wecom.errors import (
 )
 from bot.wecom.models import GroupMsgSendResult
 from broadcasts import content
+from broadcasts.deps import Runtime
 from broadcasts.jobs_common import Result, check_settled, log, rate_gate, retry_delay
 from broadcasts.models import Notice, PairState
 from broadcasts.planner import poll_interval
 from broadcasts.queue import Job
-from broadcasts.runtime import Runtime
 from broadcasts.state import Item, Unit, UnitChange
 
 AWAITING = "awaiting_owner"

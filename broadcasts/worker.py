@@ -20,10 +20,10 @@ import socket
 from collections.abc import Awaitable, Callable
 
 from bot.wecom.errors import WeComError
+from broadcasts.deps import Runtime
 from broadcasts.engine import run_job
 from broadcasts.jobs_common import Result
 from broadcasts.queue import Entry
-from broadcasts.runtime import Runtime
 
 log = logging.getLogger("broadcasts.worker")
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from bot.registry.models import Person, Role
-from bot.registry.store import Registry
+from registry.models import Person, Role
+from registry.store import Registry
 
 COLLECTORS = frozenset({Role.GRID_WORKER, Role.OFFICER, Role.AUXILIARY})
 REVIEWERS = frozenset({Role.OFFICER, Role.AUXILIARY})

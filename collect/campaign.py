@@ -19,12 +19,12 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import cast
 
-from bot.registry.models import Level, Node
+from bot.rtypes import hmapping, smap, text
 from collect import tokens
 from collect.deps import CollectDeps
 from collect.resolve import Resolved
-from collect.rtypes import hmapping, text, text_map
 from collect.validate import CHINA_TZ
+from registry.models import Level, Node
 
 DEFAULT_DAYS = 14
 
@@ -89,7 +89,7 @@ class Campaigns:
         return campaign
 
     async def get(self, campaign_id: str) -> Campaign | None:
-        raw = text_map(await self.deps.redis.hgetall(self.deps.keys.campaign(campaign_id.upper())))
+        raw = smap(await self.deps.redis.hgetall(self.deps.keys.campaign(campaign_id.upper())))
         return Campaign.from_redis(raw) if raw else None
 
     async def active(self) -> list[Campaign]:

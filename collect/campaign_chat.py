@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import re
 
-from bot.registry.models import Level, Node, Role
 from collect.campaign import Campaign, Campaigns, parse_deadline
 from collect.deps import CollectDeps
 from collect.replies import when
+from registry.models import Level, Node, Role
 
 USAGE = ("用法：发起采集 节点名称或编码 [截止 2026-12-31]，"
          "如 发起采集 孝义市/新义街道 截止 2026-12-31")

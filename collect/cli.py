@@ -20,13 +20,13 @@ from bot.audit import AuditLog
 from bot.clock import make_clock
 from bot.keys import Keys
 from bot.redis import connect, redis_url_for
-from bot.registry.store import Registry
 from bot.settings import Settings, SettingsError, load_settings
 from collect.deps import CollectDeps
 from collect.export import ExportForbiddenError, ExportQuery, export
 from collect.models import RecordKind, ReviewState
 from collect.rotate import rotate
 from collect.validate import CHINA_TZ
+from registry.store import Registry
 
 Work = Callable[[CollectDeps, argparse.Namespace], Awaitable[int]]
 

@@ -10,12 +10,12 @@ import redis.asyncio as aioredis
 from bot.audit import AuditLog, Outcome
 from bot.clock import Clock
 from bot.keys import Keys
-from bot.registry.store import Registry
 from bot.settings import Settings
 from collect.access import Access, Actor
 from collect.crypto import BlindIndex, FieldCipher
 from collect.keys import CollectKeys
 from collect.store import RecordStore
+from registry.store import Registry
 
 if TYPE_CHECKING:
     from bot.context import Context

@@ -14,12 +14,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from bot.masking import mask_id_number, mask_phone
+from bot.rtypes import text
 from collect import tokens
 from collect.crypto import FieldCryptoError
 from collect.deps import CollectDeps
 from collect.formpage import KIND_INPUTS
 from collect.models import RecordKind
-from collect.rtypes import text
 from collect.validate import Issue, Severity
 
 _MASKS = {"id_number": mask_id_number, "phone": mask_phone, "legal_rep_phone": mask_phone}

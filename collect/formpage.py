@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from importlib import resources
 from string import Template
 
-from bot.registry.models import Node
 from collect.codes import POPULATION_TYPE
 from collect.models import RecordKind
 from collect.validate import Issue, Severity
+from registry.models import Node
 
 ADDRESS_INPUTS = ("node", "street", "door", "building", "unit", "room")
 POPULATION_CHOICES = ("常住人口", "流动人口", "境外人员")

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from bot.registry.models import Role
 from collect.deps import CollectDeps
 from collect.models import Change, ChangeKind, HistoryEntry, Record, RecordKind, ReviewState
 from collect.results import Outcome, Result
 from collect.validate import Issue, Severity, check_id_number, today
+from registry.models import Role
 
 # addresses are registered on the way by every person/house/unit; only these wait for review
 TODO_KINDS = (RecordKind.PERSON, RecordKind.HOUSE, RecordKind.UNIT)

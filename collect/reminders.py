@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bot.registry.models import Role
 from collect.campaign import Campaign, Campaigns, GridProgress
 from collect.deps import CollectDeps
 from collect.replies import when
+from registry.models import Role
 
 Send = Callable[[str, str], Awaitable[None]]
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from bot.registry.models import Level, Node
-from bot.registry.store import Registry
 from collect.address import AddressParts, parse
 from collect.validate import Issue, Severity
+from registry.models import Level, Node
+from registry.store import Registry
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 
 from redis.exceptions import WatchError
 
+from bot.rtypes import hmapping, smap, text
 from collect.crypto import FieldCryptoError
 from collect.deps import CollectDeps
 from collect.models import Record
-from collect.rtypes import hmapping, text, text_map
 
 
 @dataclass
@@ -47,7 +47,7 @@ async def _rewrite(deps: CollectDeps, key: str, report: RotationReport) -> None:
     async with deps.redis.pipeline(transaction=True) as pipe:
         try:
             await pipe.watch(key)
-            raw = text_map(await pipe.hgetall(key))
+            raw = smap(await pipe.hgetall(key))
             if not raw:
                 return
             try:

@@ -12,7 +12,7 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import replace
 
-from bot.registry.models import Level
+from bot.rtypes import text
 from collect.access import Actor
 from collect.address import canonical, canonical_digest, parts_digest
 from collect.deps import CollectDeps
@@ -20,10 +20,10 @@ from collect.models import Change, ChangeKind, HistoryEntry, Record, RecordKind,
 from collect.records import compose, merge
 from collect.resolve import Resolved, resolve_address
 from collect.results import Outcome, Result, Submission, verdict
-from collect.rtypes import text
 from collect.store import ClaimBusyError
 from collect.tenants import resolve_tenants
 from collect.validate import Issue, Severity, check_record, today
+from registry.models import Level
 
 MAX_ATTEMPTS = 6
 ADDRESS_PARTS = ("street", "door", "building", "unit", "floor", "room")

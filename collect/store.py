@@ -13,9 +13,9 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 from redis.exceptions import WatchError
 
+from bot.rtypes import hmapping, smap, text
 from collect.keys import CollectKeys
 from collect.models import HistoryEntry, Record, RecordKind, ReviewState
-from collect.rtypes import hmapping, text, text_map
 
 _PENDING = "~"  # a claim whose record is being written; expires if the writer dies
 _PENDING_MS = 10_000
@@ -37,7 +37,7 @@ class RecordStore:
         return f"{kind.prefix}{number}"
 
     async def get(self, record_id: str) -> Record | None:
-        raw = text_map(await self._redis.hgetall(self._keys.record(record_id)))
+        raw = smap(await self._redis.hgetall(self._keys.record(record_id)))
         return Record.from_redis(raw) if raw else None
 
     async def get_many(self, record_ids: Sequence[str]) -> list[Record]:
@@ -46,7 +46,7 @@ class RecordStore:
             for record_id in record_ids:
                 pipe.hgetall(self._keys.record(record_id))
             rows = await pipe.execute()
-        return [Record.from_redis(text_map(raw)) for raw in rows if raw]
+        return [Record.from_redis(smap(raw)) for raw in rows if raw]
 
     async def history(self, record_id: str) -> list[HistoryEntry]:
         rows = await self._redis.lrange(self._keys.history(record_id), 0, -1)

@@ -23,7 +23,6 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from bot import appkeys
-from bot.registry.models import Level, Node
 from collect import tokens
 from collect.access import Actor
 from collect.campaign import Campaign, Campaigns
@@ -35,6 +34,7 @@ from collect.replies import when
 from collect.results import Outcome, Result, Submission
 from collect.service import CollectService
 from collect.validate import Issue, Severity
+from registry.models import Level, Node
 
 log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024

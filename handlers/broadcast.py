@@ -11,8 +11,8 @@ from bot.context import Context
 from bot.events import TextMessage
 from bot.filters import Command
 from bot.router import Router, SkipHandler
+from broadcasts.deps import Runtime
 from broadcasts.grammar import FOLLOW_WORDS, LEVEL_WORDS, USAGE, GrammarError, parse_notice_id
-from broadcasts.runtime import Runtime
 from broadcasts.schedule import bound_scheduling
 from broadcasts.service import BroadcastService, Reply
 

@@ -20,7 +20,6 @@ import logging
 from bot.context import Context
 from bot.events import TextMessage
 from bot.filters import Command, text_equals
-from bot.registry.models import Role
 from bot.router import Router, SkipHandler
 from bot.settings import SettingsError
 from collect import campaign_chat, chat, pending
@@ -28,6 +27,7 @@ from collect.deps import CollectDeps
 from collect.flow import CANCEL_WORDS, GuidedFlow
 from collect.results import CONFIRM_CHECKSUM, CONFIRM_SAVE
 from collect.validate import CHINA_TZ
+from registry.models import Role
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)

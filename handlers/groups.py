@@ -13,12 +13,12 @@ from bot.audit import Outcome
 from bot.context import Context
 from bot.events import ExternalChatChange, TextMessage
 from bot.filters import Command
-from bot.registry.models import Group, GroupState, Node, Role
-from bot.registry.placement import Placer
-from bot.registry.sync import Applied, apply_chat_info
 from bot.router import Router
 from bot.wecom.errors import WeComAPIError
 from bot.wecom.models import GroupChatInfo
+from registry.models import Group, GroupState, Node, Role
+from registry.placement import Placer
+from registry.sync import Applied, apply_chat_info
 
 log = logging.getLogger(__name__)
 router = Router(name=__name__)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from bot.context import Context
 from bot.events import TextMessage
 from bot.filters import text_equals
-from bot.router import HelpEntry, Router
+from bot.help import HelpEntry
+from bot.router import Router
 
 router = Router(name=__name__)
 router.describe("帮助：查看您可以使用的命令")

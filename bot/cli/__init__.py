@@ -16,7 +16,7 @@ from bot.settings import SettingsError
 COMMAND_MODULES = (
     "bot.cli.serve",  # serve
     "broadcasts.cli",  # worker, broadcast …
-    "bot.registry.cli",  # groups import | sync | tree | stats | unplaced | staffing
+    "registry.cli",  # groups import | sync | tree | stats | unplaced | staffing
     "collect.cli",  # collect export | campaign …
     "bot.wecom.simulator.cli",  # sim
     "bot.cli.demo",  # demo

@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import TYPE_CHECKING
 
 from bot import appkeys
+from bot.cli.demo_kit import GRID_WORKER, Actor, Demo
 from bot.masking import scrub
-from bot.registry.models import DeliveryKind, Person, Role
 from broadcasts.keys import BroadcastKeys
 from broadcasts.quota import QuotaBook
-
-if TYPE_CHECKING:
-    from bot.cli.demo import Actor, Demo
+from registry.models import DeliveryKind, Person, Role
 
 COUNTY = "141126"  # 石楼县
 NOTICE = ("通知 紧急预警 范围：石楼县 内容：今夜至明晨有强降温和大风，请关好门窗，"
@@ -30,14 +27,12 @@ _NOTICE_ID = re.compile(r"确认\s*(\d+)")
 
 
 def county_officer() -> Actor:
-    from bot.cli.demo import Actor
-
     return Actor("liu_jingguan", "刘警官", Role.OFFICER, (COUNTY,))
 
 
 async def load_county(demo: Demo) -> int:
     """Put 石楼县 into the registry and the simulator; returns its number of groups."""
-    from bot.registry.synthetic import generate_city
+    from registry.synthetic import generate_city
 
     # 石楼县's share of the city's 5,267 groups and 420,000 residents, roughly
     city = generate_city(seed=2024, counties=(COUNTY,), total_groups=140, residents=11_000)
@@ -117,8 +112,6 @@ async def _until_minute(demo: Demo, minute: float) -> None:
 
 
 async def step_collect_person(demo: Demo) -> None:
-    from bot.cli.demo import GRID_WORKER
-
     replies = await demo.send(GRID_WORKER, PERSON)
     text = "\n".join(replies)
     if "142326198811110019" in text or "13812345678" in text:

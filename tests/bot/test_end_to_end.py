@@ -16,12 +16,12 @@ from bot.clock import REAL_TIME
 from bot.inbox import handled_records
 from bot.keys import Keys
 from bot.redis import free_port
-from bot.registry.models import Person, Role
 from bot.router import Router
 from bot.settings import Settings
 from bot.wecom.simulator import SimConfig, WeComSimulator
 from handlers import ROUTERS, fallback
 from handlers import help as help_handlers
+from registry.models import Person, Role
 from tests.bot.support import recording_router, seen_events, wait_until
 
 ServerFactory = Callable[..., Any]

@@ -22,16 +22,16 @@ from aiohttp import web
 from bot.audit import AuditLog
 from bot.clock import Clock
 from bot.keys import Keys
-from bot.registry.city import City
-from bot.registry.models import Person, Role
-from bot.registry.store import Registry
-from bot.registry.synthetic import generate_city, load_into_simulator
 from bot.settings import Settings
 from bot.wecom.client import WeComClient, trace_configs
 from bot.wecom.simulator import OwnerProfile, SimConfig, WeComSimulator
-from broadcasts.runtime import Runtime
+from broadcasts.deps import Runtime
 from broadcasts.service import BroadcastService
 from broadcasts.worker import Worker
+from registry.city import City
+from registry.models import Person, Role
+from registry.store import Registry
+from registry.synthetic import generate_city, load_into_simulator
 from tests.stuck import bounded
 
 ROOT = Path(__file__).resolve().parents[2]

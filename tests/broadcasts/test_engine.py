@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Awaitable, Callable
 
-from bot.registry.models import DeliveryKind
 from bot.wecom.simulator import OwnerProfile
 from broadcasts.grammar import parse_notice
 from broadcasts.models import NoticeStatus, PairState
+from registry.models import DeliveryKind
 from tests.broadcasts.conftest import COUNTY_OFFICER, Env
 
 MakeEnv = Callable[..., Awaitable[Env]]

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bot.registry.models import DeliveryKind
 from bot.wecom.simulator import ConfirmClass, OwnerProfile
 from broadcasts.content import has_marker
 from broadcasts.models import NoticeKind, PairState
+from registry.models import DeliveryKind
 from tests.broadcasts.conftest import COUNTY_OFFICER, Env
 from tests.broadcasts.test_engine import issue
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from bot.registry.models import DeliveryKind
 from bot.wecom.simulator import OwnerProfile
 from broadcasts import content
 from broadcasts.customer import create_task
@@ -15,6 +14,7 @@ from broadcasts.models import PairState
 from broadcasts.queue import Job
 from broadcasts.sending import send_group
 from broadcasts.state import Item, UnitChange
+from registry.models import DeliveryKind
 from tests.broadcasts.conftest import COUNTY_OFFICER, Env
 from tests.broadcasts.test_engine import issue
 

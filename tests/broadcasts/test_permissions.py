@@ -8,10 +8,10 @@ from collections.abc import Awaitable, Callable
 from bot.audit import AuditLog
 from bot.context import Context
 from bot.events import TextMessage
-from bot.registry.models import Role
 from bot.router import dispatch
 from broadcasts.escalation import by_chief
 from handlers import ROUTERS
+from registry.models import Role
 from tests.broadcasts.conftest import CITY_OFFICER, CITY_OFFICER_2, COUNTY_OFFICER, Env
 
 MakeEnv = Callable[..., Awaitable[Env]]

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from bot.registry.models import DeliveryKind
 from broadcasts.content import has_marker
+from registry.models import DeliveryKind
 from tests.broadcasts.conftest import COUNTY_OFFICER, Env
 from tests.broadcasts.test_engine import issue
 

@@ -11,12 +11,12 @@ from collections.abc import Awaitable, Callable
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from bot.registry.models import DeliveryKind
 from bot.wecom.simulator import FaultConfig, OwnerProfile
 from bot.wecom.simulator.config import LatencyConfig
 from broadcasts.content import has_marker
 from broadcasts.models import PairState
 from broadcasts.queue import GROUP
+from registry.models import DeliveryKind
 from tests.broadcasts.conftest import COUNTY_OFFICER, Env, gridbot
 from tests.broadcasts.test_engine import issue
 

@@ -19,8 +19,6 @@ from bot.clock import Clock
 from bot.context import Context
 from bot.events import TextMessage
 from bot.keys import Keys
-from bot.registry.models import DeliveryKind, Group, Level, Node, Person, Role
-from bot.registry.store import Registry
 from bot.router import Router, dispatch
 from bot.settings import Settings
 from bot.wecom.client import WeComClient
@@ -28,6 +26,8 @@ from bot.wecom.simulator import LatencyConfig, SimConfig, WeComSimulator
 from collect.deps import CollectDeps
 from handlers import collect as collect_handlers
 from handlers import fallback, help
+from registry.models import DeliveryKind, Group, Level, Node, Person, Role
+from registry.store import Registry
 from tests.collect.data import SECRETS
 from tests.collect.leakscan import assert_no_leaks
 

@@ -15,12 +15,12 @@ import redis.asyncio as aioredis
 from bot.audit import AuditLog
 from bot.clock import Clock
 from bot.keys import Keys
-from bot.registry.store import Registry
 from bot.settings import Settings, SettingsError
 from collect.crypto import BlindIndex, FieldCipher, FieldCryptoError, parse_keyring
 from collect.deps import CollectDeps
 from collect.records import reveal
 from collect.rotate import rotate
+from registry.store import Registry
 from tests.bot.support import gridbot_command, gridbot_env
 from tests.collect.conftest import Chat, chat_deps, template
 from tests.collect.data import SECRETS

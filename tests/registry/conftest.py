@@ -10,12 +10,12 @@ import redis.asyncio as aioredis
 
 from bot.clock import Clock
 from bot.keys import Keys
-from bot.registry.city import City
-from bot.registry.importer import Importer, ImportResult
-from bot.registry.models import Level, Node
-from bot.registry.placement import Placer
-from bot.registry.store import Registry
-from bot.registry.synthetic import DEFAULT_RULE, generate_city
+from registry.city import City
+from registry.importer import Importer, ImportResult
+from registry.models import Level, Node
+from registry.placement import Placer
+from registry.store import Registry
+from registry.synthetic import DEFAULT_RULE, generate_city
 
 # 吕梁市 / 孝义市 / 新义街道 / 东关社区 (urban, two grids, buildings) and 梧桐镇 / 下堡村 (rural)
 TREE = (

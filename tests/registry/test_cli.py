@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from bot.registry.synthetic import generate_city
+from registry.synthetic import generate_city
 from tests.bot.support import gridbot_command, gridbot_env
 from tests.conftest import ROOT, test_secrets
 

@@ -15,11 +15,11 @@ from bot.audit import AuditLog
 from bot.clock import REAL_TIME
 from bot.keys import Keys
 from bot.redis import free_port
-from bot.registry.models import DeliveryKind, GroupState, Person, Role
-from bot.registry.store import Registry
 from bot.settings import Settings
 from bot.wecom.simulator import LatencyConfig, SimConfig, WeComSimulator
 from handlers import ROUTERS
+from registry.models import DeliveryKind, GroupState, Person, Role
+from registry.store import Registry
 from tests.bot.support import wait_until
 
 B1, B3 = "141181001001-G01-B001", "141181001001-G02-B003"

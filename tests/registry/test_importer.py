@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 from openpyxl import Workbook
 
-from bot.registry.importer import Importer, ImportResult
-from bot.registry.models import DeliveryKind, Role
-from bot.registry.placement import Placer
-from bot.registry.store import Registry
+from registry.importer import Importer, ImportResult
+from registry.models import DeliveryKind, Role
+from registry.placement import Placer
+from registry.store import Registry
 
 RULE = "{county}-{township}-{village}-{building}"
 SAMPLE = Path(__file__).resolve().parents[2] / "bot" / "registry" / "sample"

@@ -15,13 +15,13 @@ import redis.asyncio as aioredis
 
 from bot.clock import Clock
 from bot.keys import Keys
-from bot.registry.city import City
-from bot.registry.codec import ROW, US, group_content
-from bot.registry.divisions import CITY_CODE
-from bot.registry.models import DeliveryKind, Group, Level
-from bot.registry.packcache import FREEZE_AT, PackCache
-from bot.registry.scripts import UPSERT_GROUP
-from bot.registry.store import Registry
+from registry.city import City
+from registry.codec import ROW, US, group_content
+from registry.divisions import CITY_CODE
+from registry.models import DeliveryKind, Group, Level
+from registry.packcache import FREEZE_AT, PackCache
+from registry.scripts import UPSERT_GROUP
+from registry.store import Registry
 from tests.registry.conftest import assert_sums_agree, import_city
 
 COUNTY = "141102"  # 离石区, the small city's only county

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.registry.models import Level, Node
-from bot.registry.placement import NamingRule, NamingRuleError, Placer
-from bot.registry.store import Registry
+from registry.models import Level, Node
+from registry.placement import NamingRule, NamingRuleError, Placer
+from registry.store import Registry
 
 RULE = "{county}-{township}-{village}-{building}"
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bot.registry.city import City
-from bot.registry.models import Person, Role
-from bot.registry.staffing import missing_for, staffing_gaps
-from bot.registry.store import Registry
-from bot.registry.synthetic import generate_city
+from registry.city import City
+from registry.models import Person, Role
+from registry.staffing import missing_for, staffing_gaps
+from registry.store import Registry
+from registry.synthetic import generate_city
 from tests.registry.conftest import import_city
 
 

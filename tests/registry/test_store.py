@@ -8,8 +8,8 @@ from dataclasses import replace
 import pytest
 import redis.asyncio as aioredis
 
-from bot.registry.models import DeliveryKind, Group, GroupState, Level, Node, Person, Role
-from bot.registry.store import Registry, RegistryError, UnknownNodeError
+from registry.models import DeliveryKind, Group, GroupState, Level, Node, Person, Role
+from registry.store import Registry, RegistryError, UnknownNodeError
 from tests.registry.conftest import TREE, assert_sums_agree
 
 B1 = "141181001001-G01-B001"  # 东关社区 1号楼
@@ -276,7 +276,7 @@ async def test_all_registry_keys_share_one_cluster_slot(
 
 
 def test_decoded_rows_equal_constructed_groups() -> None:
-    from bot.registry.codec import ROW, US, decode_group, decode_rows, group_content
+    from registry.codec import ROW, US, decode_group, decode_rows, group_content
 
     group = Group("wr1", "孝义市-新义街道-城南社区-3号楼", DeliveryKind.WEBHOOK, "141181001001",
                   "wg1", 80, GroupState.DISMISSED, "key-1", ("重点", "防汛"), 12.5, 9.25)

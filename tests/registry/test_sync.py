@@ -14,17 +14,17 @@ from pytest_aiohttp import AiohttpServer
 
 from bot.clock import Clock
 from bot.keys import Keys
-from bot.registry.city import City
-from bot.registry.importer import Importer
-from bot.registry.models import DeliveryKind
-from bot.registry.placement import Placer
-from bot.registry.store import Registry
-from bot.registry.sync import RegistrySync, SyncBusyError
-from bot.registry.synthetic import DEFAULT_RULE, load_into_simulator
 from bot.settings import Settings
 from bot.wecom.client import WeComClient
 from bot.wecom.errors import TransientError
 from bot.wecom.simulator import FaultConfig, LatencyConfig, SimConfig, WeComSimulator
+from registry.city import City
+from registry.importer import Importer
+from registry.models import DeliveryKind
+from registry.placement import Placer
+from registry.store import Registry
+from registry.sync import RegistrySync, SyncBusyError
+from registry.synthetic import DEFAULT_RULE, load_into_simulator
 
 GET = "externalcontact/groupchat/get"
 

@@ -7,18 +7,18 @@ from pathlib import Path
 
 import pytest
 
-from bot.registry import codes
-from bot.registry.city import City
-from bot.registry.divisions import COUNTIES
-from bot.registry.models import DeliveryKind, Level, Role
-from bot.registry.placement import NamingRule
-from bot.registry.synthetic import (
+from bot.wecom.simulator import SimConfig, WeComSimulator
+from registry import codes
+from registry.city import City
+from registry.divisions import COUNTIES
+from registry.models import DeliveryKind, Level, Role
+from registry.placement import NamingRule
+from registry.synthetic import (
     DEFAULT_RULE,
     generate_city,
     load_csv_into_simulator,
     load_into_simulator,
 )
-from bot.wecom.simulator import SimConfig, WeComSimulator
 
 CG, AC, WH = DeliveryKind.CUSTOMER_GROUP, DeliveryKind.APPCHAT, DeliveryKind.WEBHOOK
 

@@ -15,10 +15,10 @@ from typing import Any
 import aiohttp
 from pytest_aiohttp import AiohttpServer
 
-from bot.registry.divisions import COUNTIES
-from bot.registry.synthetic import City, generate_city
 from bot.settings import Settings
 from bot.wecom.simulator import cli
+from registry.divisions import COUNTIES
+from registry.synthetic import City, generate_city
 from tests.conftest import ROOT, test_secrets
 
 DRIVER = (

@@ -23,7 +23,7 @@ from bot.wecom.simulator.simulator import WeComSimulator
 
 log = logging.getLogger(__name__)
 # the registry owns the group CSV format (City.write_csv: groups.csv plus its _nodes/_people)
-DEFAULT_LOADER = "bot.registry.synthetic:load_csv_into_simulator"
+DEFAULT_LOADER = "registry.synthetic:load_csv_into_simulator"
 Loader = Callable[[Path, WeComSimulator], int]
 
 

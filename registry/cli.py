@@ -18,16 +18,16 @@ from tqdm import tqdm
 from bot.clock import make_clock
 from bot.keys import Keys
 from bot.redis import connect, redis_url_for
-from bot.registry import report
-from bot.registry.importer import Importer, detect_kind
-from bot.registry.models import DeliveryKind, Node
-from bot.registry.placement import Placer
-from bot.registry.staffing import staffing_gaps
-from bot.registry.store import Registry
-from bot.registry.sync_run import run_sync
-from bot.registry.synthetic import DEFAULT_SHARES, generate_city
-from bot.registry.tabular import TableError
 from bot.settings import Settings, load_settings
+from registry import report
+from registry.importer import Importer, detect_kind
+from registry.models import DeliveryKind, Node
+from registry.placement import Placer
+from registry.staffing import staffing_gaps
+from registry.store import Registry
+from registry.sync_run import run_sync
+from registry.synthetic import DEFAULT_SHARES, generate_city
+from registry.tabular import TableError
 
 Work = Callable[[Registry, Settings, argparse.Namespace], Awaitable[int]]
 IMPORT_ORDER = {"nodes": 0, "people": 1, "groups": 2}
@@ -214,7 +214,7 @@ def parse_shares(text: str) -> dict[DeliveryKind, float]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m bot.registry.cli …` (the same as `gridbot groups …`)."""
+    """`python -m registry.cli …` (the same as `gridbot groups …`)."""
     parser = argparse.ArgumentParser(prog="gridbot")
     parser.add_argument("--settings", default=None)
     register(parser.add_subparsers(dest="command", required=True))

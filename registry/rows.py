@@ -10,8 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bot.registry import codes
-from bot.registry.models import (
+from registry import codes
+from registry.models import (
     LEVEL_LABELS,
     ROLE_LABELS,
     DeliveryKind,

@@ -13,8 +13,8 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from bot.registry.models import ROLE_LABELS, Level, Person, Role
-from bot.registry.store import Registry
+from registry.models import ROLE_LABELS, Level, Person, Role
+from registry.store import Registry
 
 URBAN_RULE = "1+2+N"
 RURAL_RULE = "1+N"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from bot.registry.models import DeliveryKind, Group, Level, Node, Person, Role
+from registry.models import DeliveryKind, Group, Level, Node, Person, Role
 
 GROUP_HEADER = ("chat_id", "name", "kind", "node", "owner", "member_count", "webhook_key", "tags",
                 "quota_used")

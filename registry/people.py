@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
-from bot.registry.codec import person_json
-from bot.registry.models import Person, Role
-from bot.registry.replies import optionals, texts
-from bot.registry.tree import TreeStore, UnknownNodeError
+from registry.codec import person_json
+from registry.models import Person, Role
+from registry.replies import optionals, texts
+from registry.tree import TreeStore, UnknownNodeError
 
 
 class PeopleStore(TreeStore):

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
-from bot.registry.models import LEVEL_ORDER, Group, Node, Person
-from bot.registry.placement import Placer
-from bot.registry.rows import (
+from registry.models import LEVEL_ORDER, Group, Node, Person
+from registry.placement import Placer
+from registry.rows import (
     GROUP_COLUMNS,
     NODE_COLUMNS,
     PEOPLE_COLUMNS,
@@ -26,8 +26,8 @@ from bot.registry.rows import (
     parse_person,
     split_list,
 )
-from bot.registry.store import Registry
-from bot.registry.tabular import Table, TableError, read_table
+from registry.store import Registry
+from registry.tabular import Table, TableError, read_table
 
 T = TypeVar("T")
 FileKind = Literal["groups", "nodes", "people"]

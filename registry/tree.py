@@ -14,11 +14,11 @@ from redis.commands.core import AsyncScript
 
 from bot.clock import Clock
 from bot.keys import Keys
-from bot.registry import scripts
-from bot.registry.codec import node_json
-from bot.registry.keys import RegistryKeys
-from bot.registry.models import LEVEL_ORDER, Level, Node
-from bot.registry.replies import optionals, texts
+from registry import scripts
+from registry.codec import node_json
+from registry.keys import RegistryKeys
+from registry.models import LEVEL_ORDER, Level, Node
+from registry.replies import optionals, texts
 
 NAME_SEPARATORS = ("/", "／", ">")
 

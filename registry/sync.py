@@ -17,12 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Protocol
 
-from bot.registry.models import DeliveryKind, Group, GroupState
-from bot.registry.placement import Placement, Placer
-from bot.registry.replies import mapping, texts
-from bot.registry.store import Registry, RegistryError
 from bot.wecom.errors import WeComAPIError
 from bot.wecom.models import GroupChatInfo, GroupChatRef, Page
+from registry.models import DeliveryKind, Group, GroupState
+from registry.placement import Placement, Placer
+from registry.replies import mapping, texts
+from registry.store import Registry, RegistryError
 
 SYNC_ACTOR = "sync"
 LOCK_SECONDS = 600

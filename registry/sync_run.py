@@ -9,12 +9,12 @@ import aiohttp
 from tqdm import tqdm
 
 from bot.keys import Keys
-from bot.registry.placement import Placer
-from bot.registry.store import Registry
-from bot.registry.sync import RegistrySync, SyncBusyError, SyncProgress
 from bot.settings import Settings
 from bot.wecom.client import WeComClient
 from bot.wecom.errors import WeComError
+from registry.placement import Placer
+from registry.store import Registry
+from registry.sync import RegistrySync, SyncBusyError, SyncProgress
 
 
 async def run_sync(

@@ -1,5 +1,5 @@
 """Replies of a decode_responses Redis client as the str types they are at run time
-(redis-py annotates every reply as bytes | str)."""
+(redis-py annotates every reply as bytes | str); shared by every domain package."""
 
 from __future__ import annotations
 
@@ -31,3 +31,8 @@ def slist(value: Iterable[Any] | None) -> list[str]:
 
 def olist(value: Iterable[Any] | None) -> list[str | None]:
     return [opt(v) for v in value or ()]
+
+
+def hmapping(values: Mapping[str, str]) -> Mapping[Any, Any]:
+    """hset's mapping parameter is invariant in its key type; a str-keyed dict is fine."""
+    return values

@@ -9,7 +9,6 @@ import redis.asyncio as aioredis
 from bot.audit import AuditLog
 from bot.clock import Clock
 from bot.keys import Keys
-from bot.registry.store import Registry
 from bot.settings import BroadcastSettings, Settings
 from bot.wecom.client import WeComClient
 from broadcasts.costs import Costs, limiter_guard
@@ -21,6 +20,7 @@ from broadcasts.plan import PlanStore
 from broadcasts.queue import JobQueue
 from broadcasts.quota import QuotaBook
 from broadcasts.state import StateStore
+from registry.store import Registry
 
 
 @dataclass

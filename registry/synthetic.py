@@ -20,14 +20,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from bot.registry import codes
-from bot.registry.city import City, Simulator, load_into_simulator
-from bot.registry.divisions import CITY_CODE, CITY_NAME, COUNTIES, OTHER_UNITS, County
-from bot.registry.models import ROLE_LABELS, DeliveryKind, Group, Level, Node, Person, Role
-from bot.registry.names import NamePool, chinese_ordinal
-from bot.registry.placement import NamingRule
-from bot.registry.rows import MAX_MEMBERS
-from bot.registry.staffing import POLICE_OR_AUX
+from registry import codes
+from registry.city import City, Simulator, load_into_simulator
+from registry.divisions import CITY_CODE, CITY_NAME, COUNTIES, OTHER_UNITS, County
+from registry.models import ROLE_LABELS, DeliveryKind, Group, Level, Node, Person, Role
+from registry.names import NamePool, chinese_ordinal
+from registry.placement import NamingRule
+from registry.rows import MAX_MEMBERS
+from registry.staffing import POLICE_OR_AUX
 
 DEFAULT_SHARES: Mapping[DeliveryKind, float] = {
     DeliveryKind.CUSTOMER_GROUP: 0.90, DeliveryKind.APPCHAT: 0.06, DeliveryKind.WEBHOOK: 0.04,
@@ -67,7 +67,7 @@ def generate_city(
 
 
 def load_csv_into_simulator(path: Path, sim: Simulator) -> int:
-    """`gridbot sim --loader bot.registry.synthetic:load_csv_into_simulator`: the city whose
+    """`gridbot sim --loader registry.synthetic:load_csv_into_simulator`: the city whose
     files City.write_csv wrote (`path` is the groups file); returns the number of groups."""
     city = City.read_csv(path)
     load_into_simulator(city, sim)

@@ -16,8 +16,8 @@ from collections.abc import Container, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 
-from bot.registry.codec import ROW, US, decode_rows, gc_paused
-from bot.registry.models import Group
+from registry.codec import ROW, US, decode_rows, gc_paused
+from registry.models import Group
 
 CHAT_ID = itemgetter(0)  # Group is a NamedTuple: a C-level sort key
 MAX_GROUPS = 250_000  # ~130 MB of Groups (the benchmark measures ~520 B each)

@@ -29,7 +29,7 @@ from tqdm import tqdm
 
 from bot.clock import Clock
 from bot.keys import Keys
-from bot.registry.codec import (
+from registry.codec import (
     US,
     decode_group,
     group_content,
@@ -37,7 +37,7 @@ from bot.registry.codec import (
     normalise_group,
     typed_field,
 )
-from bot.registry.models import (
+from registry.models import (
     DeliveryKind,
     Group,
     GroupChange,
@@ -45,10 +45,10 @@ from bot.registry.models import (
     Level,
     UnplacedGroup,
 )
-from bot.registry.packcache import MAX_GROUPS, Pack, PackCache, Selection, held_arg
-from bot.registry.people import PeopleStore
-from bot.registry.replies import mapping, opt, optionals, text, texts
-from bot.registry.tree import RegistryError, UnknownNodeError
+from registry.packcache import MAX_GROUPS, Pack, PackCache, Selection, held_arg
+from registry.people import PeopleStore
+from registry.replies import mapping, opt, optionals, text, texts
+from registry.tree import RegistryError, UnknownNodeError
 
 SYSTEM = "system"
 LAYOUT = "3"  # the index layout: packs per 网格 or 乡镇街道, with SHA-1 sums (keys.py)

@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from bot.registry.models import LEVEL_ORDER, Level, Node
-from bot.registry.store import Registry
+from registry.models import LEVEL_ORDER, Level, Node
+from registry.store import Registry
 
 _FIELD = re.compile(r"\{(\w+)\}")
 _DASHES = str.maketrans({"－": "-", "—": "-", "–": "-", "‐": "-"})

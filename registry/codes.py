@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from bot.registry.models import Level
+from registry.models import Level
 
 _PATTERNS: tuple[tuple[Level, re.Pattern[str]], ...] = (
     (Level.CITY, re.compile(r"\d{4}00")),

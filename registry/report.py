@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from datetime import datetime, timedelta, timezone
 
-from bot.registry.models import DeliveryKind, GroupState, Node, Role
-from bot.registry.store import Registry
+from registry.models import DeliveryKind, GroupState, Node, Role
+from registry.store import Registry
 
 CHINA = timezone(timedelta(hours=8))
 STATES = {GroupState.ACTIVE: "正常", GroupState.DISMISSED: "已解散"}

@@ -20,7 +20,7 @@ from dataclasses import asdict, replace
 from functools import partial
 from typing import Any
 
-from bot.registry.models import DeliveryKind, Group, GroupState, Node, Person
+from registry.models import DeliveryKind, Group, GroupState, Node, Person
 
 US, RS, ROW = "\x1f", "\x1e", "\n"
 GROUP_FIELDS = ("chat_id", "name", "kind", "node", "owner", "member_count", "state",
