@@ -13,7 +13,7 @@ from registry.placement import Placer
 from registry.store import Registry
 
 RULE = "{county}-{township}-{village}-{building}"
-SAMPLE = Path(__file__).resolve().parents[2] / "bot" / "registry" / "sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "registry" / "sample"
 HEADER = "chat_id,name,kind,node,owner,member_count,webhook_key,tags"
 MIXED = [
     HEADER,
