@@ -63,6 +63,87 @@ class OtherMessage(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ImageMessage(Event):
+    """A member sent a photo to the app; `media_id` downloads it with media/get (3 days)."""
+
+    kind: ClassVar[str] = "image"
+    media_id: str = ""
+    pic_url: str = ""
+    msg_id: str = ""
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"msg:{self.msg_id}" if self.msg_id else f"image:{self.sender}:{self.create_time}"
+
+
+@dataclass(frozen=True, slots=True)
+class LocationMessage(Event):
+    """A member sent a location to the app (WeCom's Location_X is the latitude)."""
+
+    kind: ClassVar[str] = "location"
+    latitude: float = 0.0
+    longitude: float = 0.0
+    scale: int = 0
+    label: str = ""
+    msg_id: str = ""
+
+    @property
+    def dedupe_key(self) -> str:
+        return (f"msg:{self.msg_id}" if self.msg_id
+                else f"location:{self.sender}:{self.create_time}")
+
+
+@dataclass(frozen=True, slots=True)
+class KfNotice(Event):
+    """kf_msg_or_event: 微信客服 has new messages for `open_kfid`; they are pulled with
+    kf/sync_msg and `token` (valid 10 min). Carries nothing about the resident, so it may
+    sit in the inbox stream in clear; bot.kf turns it into KfMessage events."""
+
+    kind: ClassVar[str] = "kf_msg_or_event"
+    token: str = ""
+    open_kfid: str = ""
+
+    @property
+    def dedupe_key(self) -> str:
+        # WeCom's retries of one callback carry the same Token; two callbacks never do
+        return f"{self.kind}:{self.open_kfid}:{self.token or self.create_time}"
+
+
+@dataclass(frozen=True, slots=True)
+class KfMessage(Event):
+    """One message or event pulled by kf/sync_msg; `sender` is the resident's external_userid.
+
+    Never put into a stream or stored in clear: bot.kf dispatches it straight from the page
+    it read. origin 3 = the resident, 4 = a system event, 5 = a servicer in the WeCom client.
+    """
+
+    kind: ClassVar[str] = "kf"
+    open_kfid: str = ""
+    msgid: str = ""
+    origin: int = 3
+    msgtype: str = ""  # "text" | "image" | "location" | "event" | other WeCom types
+    content: str = ""
+    media_id: str = ""
+    latitude: float = 0.0
+    longitude: float = 0.0
+    label: str = ""
+    event_type: str = ""  # "enter_session" | "msg_send_fail" | … when msgtype == "event"
+    scene: str = ""  # enter_session: the scene given to add_contact_way (a node code)
+    welcome_code: str = ""  # enter_session: usable once within 20 s by kf_send_on_event
+    fail_msgid: str = ""  # msg_send_fail: the msgid of our send_msg that failed
+    fail_type: int = 0  # msg_send_fail: 4 session expired, 6 over 5 messages, 10 refused …
+
+    @property
+    def dedupe_key(self) -> str:
+        return f"kf:{self.msgid}"
+
+    @property
+    def text(self) -> str:
+        """Content with surrounding white space (incl. full-width) removed."""
+        return self.content.strip().strip("\u3000")
+
+
+@dataclass(frozen=True, slots=True)
 class ExternalChatChange(Event):
     """change_external_chat: a customer (resident) group was created, updated or dismissed."""
 
@@ -113,7 +194,8 @@ class AppEvent(Event):
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
-    for cls in (TextMessage, OtherMessage, ExternalChatChange, ExternalContactChange, AppEvent)
+    for cls in (TextMessage, ImageMessage, LocationMessage, OtherMessage, ExternalChatChange,
+                ExternalContactChange, AppEvent, KfNotice, KfMessage)
 }
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -30,7 +31,14 @@ from bot.keys import Keys
 from bot.redis import as_str
 from bot.settings import WeComSettings
 from bot.wecom import models
-from bot.wecom.errors import AmbiguousError, RateLimitedError, TransientError, WeComAPIError
+from bot.wecom.errors import (
+    KF_CANNOT_SEND,
+    AmbiguousError,
+    KfCannotSend,
+    RateLimitedError,
+    TransientError,
+    WeComAPIError,
+)
 from bot.wecom.models import (
     Attachment,
     GroupChatInfo,
@@ -38,6 +46,8 @@ from bot.wecom.models import (
     GroupMsgSendResult,
     GroupMsgSummary,
     GroupMsgTask,
+    KfAccount,
+    KfPage,
     MsgTemplateResult,
     Page,
 )
@@ -55,6 +65,13 @@ MAX_TRIES = 3
 # ceiling, so a short pause is enough.
 BLOCK_SECONDS = {45009: 60.0, 45033: 2.0}
 MAX_BLOCK_WAITS = 2
+# 微信客服 limits (residents_console_votes.md §1.3, §1.5, §1.7) and media/get (§3)
+KF_SCENE = re.compile(r"[0-9a-zA-Z_-]{0,32}")
+KF_MSGID = re.compile(r"[0-9a-zA-Z_-]{0,32}")
+KF_TEXT_MAX_BYTES = 2048
+KF_SYNC_MAX_LIMIT = 1000
+KF_ACCOUNT_PAGE = 100
+MEDIA_MAX_BYTES = 20 * 1024 * 1024  # the largest temporary media WeCom accepts (file)
 
 
 BeforeSend = Callable[[], Awaitable[None]]
@@ -101,6 +118,7 @@ class Call:
     idempotent: bool = False
     with_token: bool = True
     block_scope: str = ""  # what a 45009 blocks: the api, or one robot of webhook/send
+    binary: bool = False  # a download: anything but a JSON body is the payload (media/get)
     # awaited once, right before the first request is written (after the token and a
     # connection slot are in hand): callers record "in flight" here, so that a crash while
     # still queueing inside the client never leaves a send looking ambiguous
@@ -234,6 +252,89 @@ class WeComClient:
                                      idempotent=True))
         return models.chat_info_from_wire(data.get("group_chat") or {})
 
+    # --- 微信客服 (residents 1:1) -------------------------------------------------------------
+    async def kf_account_list(self) -> list[KfAccount]:
+        """Every kf account this app can see (POST, paged by 100: §1.2)."""
+        accounts: list[KfAccount] = []
+        while True:
+            data = await self._call(Call("kf/account/list", idempotent=True, payload={
+                "offset": len(accounts), "limit": KF_ACCOUNT_PAGE}))
+            page = [models.kf_account_from_wire(raw) for raw in data.get("account_list") or []]
+            accounts.extend(page)
+            if len(page) < KF_ACCOUNT_PAGE:
+                return accounts
+
+    async def kf_add_contact_way(self, open_kfid: str, scene: str) -> str:
+        """A 客服 link whose enter_session events carry `scene` (≤32 of [0-9a-zA-Z_-])."""
+        if not KF_SCENE.fullmatch(scene):
+            raise ValueError("scene 只能是不超过 32 个字母、数字、_ 或 - 的字符串")
+        data = await self._call(Call("kf/add_contact_way", idempotent=True, payload={
+            "open_kfid": open_kfid, "scene": scene}))
+        return str(data.get("url", ""))
+
+    async def kf_sync_msg(self, *, cursor: str = "", token: str = "",
+                          limit: int = KF_SYNC_MAX_LIMIT, open_kfid: str = "") -> KfPage:
+        """One page of kf messages after `cursor` (reading is idempotent). An empty page may
+        still have has_more: keep going with next_cursor."""
+        if not 1 <= limit <= KF_SYNC_MAX_LIMIT:
+            raise ValueError(f"limit 须在 1 到 {KF_SYNC_MAX_LIMIT} 之间")
+        payload: Json = {"cursor": cursor, "token": token, "limit": limit}
+        if open_kfid:
+            payload["open_kfid"] = open_kfid
+        data = await self._call(Call("kf/sync_msg", payload=payload, idempotent=True))
+        items = [models.kf_message_from_wire(raw) for raw in data.get("msg_list") or []]
+        return KfPage(items, str(data.get("next_cursor") or ""), bool(data.get("has_more")))
+
+    async def kf_send_text(self, touser: str, open_kfid: str, content: str, *,
+                           msgid: str = "") -> str:
+        """Send text to a resident; its msgid. KfCannotSend when 微信客服 will not take it
+        (state not 0/1, 5 messages used, 48 h passed). Not idempotent: msgid must be unique
+        per account, so a retry of a sent msgid fails rather than sending twice."""
+        _check_kf_text(content, msgid)
+        payload: Json = {"touser": touser, "open_kfid": open_kfid, "msgtype": "text",
+                         "text": {"content": content}}
+        return await self._kf_send("kf/send_msg", payload, msgid)
+
+    async def kf_send_on_event(self, code: str, content: str, *, msgid: str = "") -> str:
+        """Answer an event code once (enter_session's welcome_code: within 20 s); its msgid."""
+        _check_kf_text(content, msgid)
+        payload: Json = {"code": code, "msgtype": "text", "text": {"content": content}}
+        return await self._kf_send("kf/send_msg_on_event", payload, msgid)
+
+    async def kf_service_state(self, open_kfid: str, external_userid: str) -> int:
+        """The resident's session state: 0 new, 1 bot, 2 queue, 3 human, 4 ended (§1.9)."""
+        data = await self._call(Call("kf/service_state/get", idempotent=True, payload={
+            "open_kfid": open_kfid, "external_userid": external_userid}))
+        return int(data.get("service_state") or 0)
+
+    async def kf_service_state_trans(self, open_kfid: str, external_userid: str,
+                                     service_state: int, servicer_userid: str = "") -> str:
+        """Move the session (e.g. to 3 with a servicer); the msg_code it may return."""
+        payload: Json = {"open_kfid": open_kfid, "external_userid": external_userid,
+                         "service_state": service_state}
+        if servicer_userid:
+            payload["servicer_userid"] = servicer_userid
+        data = await self._call(Call("kf/service_state/trans", payload=payload))
+        return str(data.get("msg_code") or "")
+
+    async def media_get(self, media_id: str) -> bytes:
+        """Download temporary media (3 days); errors come as JSON with HTTP 200 (§3.1)."""
+        data = await self._call(Call("media/get", method="GET", params={"media_id": media_id},
+                                     idempotent=True, binary=True))
+        body = data.get("body")
+        return body if isinstance(body, bytes) else b""
+
+    async def _kf_send(self, api: str, payload: Json, msgid: str) -> str:
+        if msgid:
+            payload["msgid"] = msgid
+        try:
+            data = await self._call(Call(api, payload=payload))
+        except WeComAPIError as error:
+            if error.errcode in KF_CANNOT_SEND and not isinstance(error, KfCannotSend):
+                raise KfCannotSend(error.errcode, error.errmsg, api) from None
+            raise
+        return str(data.get("msgid") or msgid)
+
     # --- plumbing ---------------------------------------------------------------------------
     async def _app_message(self, touser: str | Sequence[str], kind: str, content: str) -> None:
         users = touser if isinstance(touser, str) else "|".join(touser)
@@ -356,12 +457,35 @@ class WeComClient:
                                  ) from None
 
 
+def _check_kf_text(content: str, msgid: str) -> None:
+    if not content.strip():
+        raise ValueError("content 不能为空")
+    if len(content.encode()) > KF_TEXT_MAX_BYTES:
+        raise ValueError(f"content 超过 {KF_TEXT_MAX_BYTES} 字节，请缩短后再发")
+    if not KF_MSGID.fullmatch(msgid):
+        raise ValueError("msgid 只能是不超过 32 个字母、数字、_ 或 - 的字符串")
+
+
 async def _read(call: Call, response: aiohttp.ClientResponse) -> Json:
     if response.status >= 500:
         raise TransientError(call.api, f"HTTP {response.status}")
-    if response.status != 200:
+    if response.status not in (200, 206):
         raise WeComAPIError(response.status, f"HTTP {response.status}", call.api)
+    if call.binary and response.content_type not in ("application/json", "text/plain"):
+        return {"errcode": 0, "body": await _read_capped(call, response)}
     data = await response.json(content_type=None)
     if not isinstance(data, dict):
         raise ValueError("response is not a JSON object")
     return data
+
+
+async def _read_capped(call: Call, response: aiohttp.ClientResponse) -> bytes:
+    """A download body, refused above MEDIA_MAX_BYTES (nothing larger is valid media)."""
+    if (response.content_length or 0) > MEDIA_MAX_BYTES:
+        raise WeComAPIError(830002, "媒体文件过大", call.api)
+    body = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        body += chunk
+        if len(body) > MEDIA_MAX_BYTES:
+            raise WeComAPIError(830002, "媒体文件过大", call.api)
+    return bytes(body)

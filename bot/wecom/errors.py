@@ -6,6 +6,9 @@
   wecom.max_block_wait. Retry after `retry_after`.
 - TransientError: -1 three times, HTTP 5xx, connect failures. The request was NOT processed:
   retry (5 s, 30 s, 2 min).
+- KfCannotSend(WeComAPIError): 微信客服 refuses to let the bot write to this resident now
+  (95001 five messages used, 95002 outside 48 h, 95013 session ended, 95018 session state
+  not 0/1, 95031 no consultation within 48 h). Not retried: hand the answer to a person.
 - AmbiguousError: read timeout / connection lost after the request was written, on a
   non-idempotent call. Must NOT be resent blindly: reconcile or mark uncertain.
 """
@@ -36,6 +39,27 @@ class RateLimitedError(WeComAPIError):
 
     def __str__(self) -> str:
         return f"企业微信接口 {self.api} 限流 ({self.errcode})，{self.retry_after:.0f} 秒后可重试"
+
+
+# residents_console_votes.md §1.7 and go-workwx errcodes: every reason 微信客服 gives for
+# "the API may not write to this resident now"
+KF_CANNOT_SEND: dict[int, str] = {
+    95001: "48 小时内已发满 5 条消息",
+    95002: "已超过居民最后一条消息后的 48 小时",
+    95013: "会话已经结束",
+    95018: "当前会话状态不允许接口发送（只允许 0/1）",
+    95031: "居民 48 小时内未发起过咨询",
+}
+
+
+class KfCannotSend(WeComAPIError):
+    """微信客服 will not take a message from the bot for this resident now (see
+    KF_CANNOT_SEND); `reason` says why in Chinese. The caller hands the answer to the node's
+    grid worker instead; retrying does not help until the resident writes again."""
+
+    def __init__(self, errcode: int, errmsg: str, api: str) -> None:
+        super().__init__(errcode, errmsg, api)
+        self.reason = KF_CANNOT_SEND.get(errcode, errmsg)
 
 
 class TransientError(WeComError):

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
+from bot.events import KfMessage
+
 T = TypeVar("T")
 
 
@@ -138,3 +140,66 @@ def chat_info_from_wire(raw: Mapping[str, Any]) -> GroupChatInfo:
         notice=str(raw.get("notice", "")),
         member_count=_int(raw.get("member_count")) or len(members),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class KfAccount:
+    """A 微信客服 account from kf/account/list; `manage_privilege`: this app may use it."""
+
+    open_kfid: str
+    name: str
+    avatar: str = ""
+    manage_privilege: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class KfPage:
+    """One kf/sync_msg page. `items` may be empty while `has_more` is True (§1.6): keep
+    pulling with `next_cursor`, and store it only after the items were handled."""
+
+    items: list[KfMessage]
+    next_cursor: str = ""
+    has_more: bool = False
+
+
+def kf_account_from_wire(raw: Mapping[str, Any]) -> KfAccount:
+    """KfAccount from one entry of account_list."""
+    return KfAccount(str(raw.get("open_kfid", "")), str(raw.get("name", "")),
+                     str(raw.get("avatar", "")), bool(raw.get("manage_privilege")))
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value or 0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+def _location_label(location: Mapping[str, Any]) -> str:
+    parts = (str(location.get("name") or ""), str(location.get("address") or ""))
+    return " ".join(p for p in parts if p)
+
+
+def kf_message_from_wire(raw: Mapping[str, Any]) -> KfMessage:
+    """KfMessage from one entry of sync_msg's msg_list (events keep their ids inside
+    `event`, §1.6)."""
+    msgtype = str(raw.get("msgtype", ""))
+    event: Mapping[str, Any] = raw.get("event") or {}
+    location: Mapping[str, Any] = raw.get("location") or {}
+    media: Mapping[str, Any] = (raw.get(msgtype) or {}) if msgtype in MEDIA_TYPES else {}
+    return KfMessage(
+        sender=str(raw.get("external_userid") or event.get("external_userid") or ""),
+        create_time=_int(raw.get("send_time")),
+        open_kfid=str(raw.get("open_kfid") or event.get("open_kfid") or ""),
+        msgid=str(raw.get("msgid", "")), origin=_int(raw.get("origin")), msgtype=msgtype,
+        content=str((raw.get("text") or {}).get("content", "")),
+        media_id=str(media.get("media_id", "")),
+        latitude=_float(location.get("latitude")), longitude=_float(location.get("longitude")),
+        label=_location_label(location),
+        event_type=str(event.get("event_type", "")), scene=str(event.get("scene", "")),
+        welcome_code=str(event.get("welcome_code", "")),
+        fail_msgid=str(event.get("fail_msgid", "")), fail_type=_int(event.get("fail_type")),
+    )
+
+
+MEDIA_TYPES = frozenset({"image", "voice", "video", "file"})

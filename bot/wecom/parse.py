@@ -26,6 +26,9 @@ from bot.events import (
     Event,
     ExternalChatChange,
     ExternalContactChange,
+    ImageMessage,
+    KfNotice,
+    LocationMessage,
     OtherMessage,
     TextMessage,
 )
@@ -73,6 +76,8 @@ def parse_event(plaintext: str) -> Event:
     """Our event for a decrypted callback; MalformedCallbackError when it makes no sense."""
     fields = xml_fields(plaintext)
     msg_type = fields.get("MsgType", "").lower()
+    if msg_type == "event" and fields.get("Event", "").lower() == "kf_msg_or_event":
+        return _kf_notice(fields)  # has no FromUserName: only Token and OpenKfId
     if not msg_type or not fields.get("FromUserName"):
         raise MalformedCallbackError("缺少 MsgType 或 FromUserName")
     if msg_type == "event":
@@ -87,6 +92,31 @@ def _int(value: str) -> int:
         return int(value)
     except ValueError:
         return 0
+
+
+def _float(value: str, name: str, limit: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise MalformedCallbackError(f"{name} 不是数字") from None
+    if not -limit <= number <= limit:  # also refuses nan and inf
+        raise MalformedCallbackError(f"{name} 超出范围")
+    return number
+
+
+MAX_TOKEN_BYTES = 128  # sync_msg's token (residents_console_votes.md §1.5)
+MAX_OPEN_KFID_BYTES = 64  # kf/account/del (§1.2)
+
+
+def _kf_notice(fields: Fields) -> Event:
+    """kf_msg_or_event (§1.4): ToUserName is the CorpID, the content is pulled later."""
+    token, open_kfid = fields.get("Token", ""), fields.get("OpenKfId", "")
+    if not token or not open_kfid:
+        raise MalformedCallbackError("kf_msg_or_event 缺少 Token 或 OpenKfId")
+    if len(token.encode()) > MAX_TOKEN_BYTES or len(open_kfid.encode()) > MAX_OPEN_KFID_BYTES:
+        raise MalformedCallbackError("kf_msg_or_event 的 Token 或 OpenKfId 过长")
+    return KfNotice(sender="sys", create_time=_int(fields.get("CreateTime", "0")),
+                    token=token, open_kfid=open_kfid)
 
 
 class _Common(TypedDict):
@@ -143,6 +173,15 @@ def _standard(fields: Fields) -> Event:
     common, msg_id = _common(fields), str(number) if number else ""
     if kind == "text":
         return TextMessage(**common, content=str(message.content or ""), msg_id=msg_id)
+    if kind == "image":
+        return ImageMessage(**common, media_id=fields.get("MediaId", ""),
+                            pic_url=fields.get("PicUrl", ""), msg_id=msg_id)
+    if kind == "location":  # Location_X is the latitude, Location_Y the longitude (§3.3)
+        latitude = _float(fields.get("Location_X", ""), "Location_X", 90)
+        longitude = _float(fields.get("Location_Y", ""), "Location_Y", 180)
+        return LocationMessage(**common, latitude=latitude, longitude=longitude,
+                               scale=_int(fields.get("Scale", "0")),
+                               label=fields.get("Label", ""), msg_id=msg_id)
     if kind == "event":
         return AppEvent(**common, event=fields.get("Event", ""),
                         event_key=fields.get("EventKey", ""), raw=fields)
