@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from bot.context import Context
-from bot.events import Event, OtherMessage, TextMessage
+from bot.events import Event, ImageMessage, LocationMessage, OtherMessage, TextMessage
 from bot.router import Router
 
 log = logging.getLogger(__name__)
@@ -21,9 +21,13 @@ async def handle_unknown_text(event: TextMessage, ctx: Context) -> None:
     await ctx.reply(event.sender, UNKNOWN_TEXT)
 
 
-@router.on(OtherMessage)
-async def handle_unsupported(event: OtherMessage, ctx: Context) -> None:
-    """Images, voice, locations …: say what the bot can read."""
+def _unreadable(event: Event) -> bool:
+    return isinstance(event, (OtherMessage, ImageMessage, LocationMessage))
+
+
+@router.on(Event, _unreadable)
+async def handle_unsupported(event: Event, ctx: Context) -> None:
+    """Images, voice, locations no other router took: say what the bot can read."""
     await ctx.reply(event.sender, UNSUPPORTED)
 
 
