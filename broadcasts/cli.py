@@ -28,7 +28,7 @@ from bot.audit import AuditLog
 from bot.clock import make_clock
 from bot.keys import Keys
 from bot.log import setup_logging
-from bot.redis import connect
+from bot.redis import connect, find_running
 from bot.settings import Settings, SettingsError, load_settings
 from bot.wecom.client import WeComClient, trace_configs
 from broadcasts.apikeys import ApiKeys
@@ -164,10 +164,16 @@ async def _apikey(rt: Runtime, args: argparse.Namespace) -> Reply:
 
 def _settings(args: argparse.Namespace) -> Settings:
     settings = load_settings(args.settings)
-    if not settings.redis.url:
-        raise SettingsError("配置错误 redis.url: gridbot worker/broadcast 需要指向 gridbot serve "
-                            "所用的 Redis；请设置环境变量 GRIDBOT_REDIS__URL")
-    return settings
+    if settings.redis.url:
+        return settings
+    running = find_running(settings.redis.data_dir)  # the embedded Redis of a running serve
+    if running is None:
+        raise SettingsError("配置错误 redis.url: gridbot worker/broadcast 需要 gridbot serve "
+                            "所用的 Redis；请先在同一数据目录（redis.data_dir）"
+                            "启动 gridbot serve，"
+                            "或设置环境变量 GRIDBOT_REDIS__URL")
+    return settings.model_copy(
+        update={"redis": settings.redis.model_copy(update={"url": running.url})})
 
 
 @contextlib.asynccontextmanager

@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 from bot.app import create_app
 from bot.clock import Clock
 from bot.log import setup_logging
-from bot.redis import RedisUnavailableError, redis_url_for
+from bot.redis import DataDirBusyError, RedisUnavailableError, describe, redis_url_for
 from bot.settings import Settings, load_settings
 
 log = logging.getLogger("gridbot.serve")
@@ -39,8 +39,13 @@ def run(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port
     try:
-        with redis_url_for(settings.redis.url, settings.redis.data_dir) as url:
+        with redis_url_for(settings.redis.url, settings.redis.data_dir, role="serve") as url:
+            log.info("Redis: %s", describe(url, None if settings.redis.url
+                                            else settings.redis.data_dir))
             asyncio.run(serve(with_redis_url(settings, url), host, port))
+    except DataDirBusyError as error:
+        log.error("拒绝启动：%s", error)
+        return 2
     except RedisUnavailableError as error:
         log.error("%s", error)
         return 1
