@@ -142,6 +142,24 @@ class CollectSettings(BaseModel):
     reminder_interval_minutes: int = Field(24 * 60, ge=1)
 
 
+class CasesSettings(BaseModel):
+    """事件 (cases/): clocks and the assessment's formulas; see cases/__init__.py."""
+
+    respond_urgent_seconds: int = Field(5 * 60, ge=30)  # 紧急: 接单 due within 5 min
+    respond_normal_seconds: int = Field(30 * 60, ge=60)  # 一般: within 30 min
+    escalate_county_after_seconds: int = Field(0, ge=0)  # 0: one more response limit
+    close_urgent_seconds: int = Field(24 * 3600, ge=60)  # 及时办结: 紧急 within 24 h
+    close_normal_seconds: int = Field(7 * 86400, ge=60)  # 一般 within 7 days
+    attach_window_seconds: int = Field(10 * 60, ge=30)  # photos/location join the last report
+    max_text_chars: int = Field(1000, ge=10, le=10_000)
+    basic_satisfied_weight: float = Field(1.0, ge=0, le=1)  # 基本满意 counted as this much 满意
+    clock_shards: int = Field(8, ge=1, le=256)
+    clock_poll_seconds: float = Field(0.2, gt=0, le=10)  # real seconds between clock scans
+    clock_lease_seconds: float = Field(120.0, gt=0)  # a claimed clock a dead process held
+    open_kfid: str = ""  # the 微信客服 account residents reach; "" = the first listed
+    embedded_clocks: bool = True  # `gridbot serve` runs the clocks (any number may)
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -167,6 +185,7 @@ class Settings(BaseSettings):
     registry: RegistrySettings = Field(default_factory=RegistrySettings)
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     collect: CollectSettings = Field(default_factory=CollectSettings)
+    cases: CasesSettings = Field(default_factory=CasesSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

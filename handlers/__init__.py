@@ -6,11 +6,12 @@ Order matters: the first matching route wins (a handler may raise SkipHandler to
 from __future__ import annotations
 
 from bot.router import Router
-from handlers import broadcast, collect, fallback, groups, help
+from handlers import broadcast, cases, collect, fallback, groups, help
 
 ROUTERS: tuple[Router, ...] = (
     groups.router,  # resident-group change events, 绑定
     broadcast.router,  # 通知 / 确认 / 批准 / 进度 / 更新 / 撤回 / 已破案 / 已转达
+    cases.router,  # 上报 / 我的事件 / 接单 / 答复 / 到场 / 办结 / 转交 / 事件 / 满意…
     collect.router,  # 采集 … / 我的待办 / guided collection flows
     help.router,  # 帮助 / help
     fallback.router,  # anything else: a short hint, never silence

@@ -67,12 +67,15 @@ def build_app(settings: Settings, clock: Clock | None = None, *,
     import collect.web
     from broadcasts import api
     from broadcasts.embedded import worker_ctx
+    from cases.embedded import clocks_ctx
     from handlers import ROUTERS
 
     with_worker = (settings.broadcast.embedded_worker if embedded_worker is None
                    else embedded_worker)
-    return create_app(settings, ROUTERS, clock=clock,
-                      extra_contexts=[worker_ctx] if with_worker else [],
+    contexts = [worker_ctx] if with_worker else []
+    if settings.cases.embedded_clocks:
+        contexts.append(clocks_ctx)
+    return create_app(settings, ROUTERS, clock=clock, extra_contexts=contexts,
                       extensions=[collect.web.setup, api.extension])
 
 

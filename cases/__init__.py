@@ -1,0 +1,35 @@
+"""事件 and 线索: problems, requests, clues and disputes on one node, with clocks and outcomes.
+
+Map:
+    models.py    Case, Entry (timeline), CaseView; kinds, categories, statuses, dispute words
+    keys.py      every Redis key (a case's keys share `{case:<n>}`; clocks `{casedue:<s>}`)
+    store.py     CaseStore: create / get / optimistic update / indexes per node and officer
+    classify.py  category and urgency suggested from the words of a report
+    routing.py   the node's police, grid worker(s), and the supervisors escalations reach
+    access.py    who may see and who may act (pure rules)
+    service.py   CaseService: every command, audited (ok and refused); Refused, BadInput
+    clocks.py    due times in sharded sorted sets, claimed once with a lease; ClockRunner
+    escalate.py  what a due clock does: township supervisor, then county
+    embedded.py  the clocks inside `gridbot serve`
+    notify.py    1:1 app messages to members
+    assess.py    考核 figures per node and per officer; CSV and XLSX
+    deps.py      CasesDeps, built once per process
+    cli.py       `gridbot cases …`
+    demo.py      the demo's case steps
+
+Assessment (考核) formulas — the 12345 references give no official formula
+(residents_console_votes.md §4), so these are settings-backed choices, per case received in
+the window [from, to) at a node (its subtree) or held by an officer (who accepted it):
+* 响应率 = cases whose first response (接单, 答复 or 到场) came within the urgency's limit
+  (`cases.respond_urgent_seconds` 300 s, `respond_normal_seconds` 1800 s) / cases received.
+  Chosen as 12345's 响应率 (signed for within the limit), not the share ever answered.
+* 及时办结率 = closed within `close_urgent_seconds` (24 h) / `close_normal_seconds` (7 days)
+  of receipt / cases closed — the 按期办结率 convention (closed on time among closed).
+* 解决率 = closed cases not rated 不满意 and, for disputes, not 未成功 / cases closed. The
+  reference's 解决率 is from 回访 answers; we have the rating and the mediation outcome only.
+* 满意率 = (满意 + `basic_satisfied_weight` × 基本满意) / rated cases; weight 1.0 by default
+  (基本满意 counted as satisfied, as most 12345 bulletins report it); set 0.5 to be stricter.
+* median / p90 first response: seconds from receipt to first response, over responded cases.
+* 网格化解率 = disputes closed with settle level 网格 and outcome 调解成功 / disputes closed.
+A rate is None when its denominator is zero (shown as "—"), never 0 or 100 %.
+"""
