@@ -160,6 +160,19 @@ class CasesSettings(BaseModel):
     embedded_clocks: bool = True  # `gridbot serve` runs the clocks (any number may)
 
 
+class ConsoleSettings(BaseModel):
+    """The officers' web console (console/): member login and sessions."""
+
+    # WeCom's OAuth page (inside the WeCom client) and QR login page (desktop browsers);
+    # tests and the demo point both at the simulator
+    oauth_url: str = "https://open.weixin.qq.com/connect/oauth2/authorize"
+    qr_login_url: str = "https://login.work.weixin.qq.com/wwlogin/sso/login"
+    idle_minutes: int = Field(30, ge=1, le=24 * 60)  # real minutes without a request
+    max_hours: int = Field(12, ge=1, le=72)  # absolute lifetime of a session (real hours)
+    # Secure cookies need https; only for http://127.0.0.1 (tests, demo) may this be false
+    secure_cookies: bool = True
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -186,6 +199,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     collect: CollectSettings = Field(default_factory=CollectSettings)
     cases: CasesSettings = Field(default_factory=CasesSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

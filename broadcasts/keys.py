@@ -32,6 +32,9 @@ class BroadcastKeys:
     def by_issuer(self, userid: str) -> str:  # zset notice id -> created_at
         return self.keys.k("bc", "by", userid)
 
+    def live(self, notice: int | str) -> str:  # pub/sub channel: a pair of the notice moved
+        return self.keys.k("bc", "live", notice)
+
     # one notice
     def meta(self, notice: int) -> str:  # hash: Notice.to_hash()
         return self._n(notice, "meta")

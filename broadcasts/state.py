@@ -14,6 +14,7 @@ Counts per state are kept in the same script, so progress never scans all pairs.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -181,6 +182,9 @@ class StateStore:
         k = self._keys
         keys = [k.pairs(notice), k.counts(notice), k.delivered(notice), k.units(notice)]
         raw = await self._script(keys=keys, args=[json.dumps(spec, ensure_ascii=False)])
+        if raw[0] == "ok" and any(r == "" for r in raw[2:]):
+            # live views (console/live.py) in any process learn that this notice moved
+            await self._redis.publish(self._keys.live(notice), f"{to.value} {time.time():.3f}")
         if raw[0] == "nounit":
             return Outcome([], {}, unit_ok=False)
         if raw[0] == "unit":

@@ -41,6 +41,7 @@ from bot.wecom.errors import (
 )
 from bot.wecom.models import (
     Attachment,
+    AuthUser,
     GroupChatInfo,
     GroupChatRef,
     GroupMsgSendResult,
@@ -334,6 +335,15 @@ class WeComClient:
                 raise KfCannotSend(error.errcode, error.errmsg, api) from None
             raise
         return str(data.get("msgid") or msgid)
+    # --- member login (OAuth in the WeCom client, QR login in a browser) -------------------
+    async def auth_getuserinfo(self, code: str) -> AuthUser:
+        """Exchange a login code (single use, 5 minutes; 40029 invalid or used, 42003 expired)
+        for the member's userid. Not retried on a timeout: the code may already be spent."""
+        data = await self._call(Call("auth/getuserinfo", method="GET", params={"code": code}))
+        userid = str(data.get("userid") or data.get("UserId") or "")
+        if userid:
+            return AuthUser(userid, True)
+        return AuthUser(str(data.get("openid") or data.get("OpenId") or ""), False)
 
     # --- plumbing ---------------------------------------------------------------------------
     async def _app_message(self, touser: str | Sequence[str], kind: str, content: str) -> None:

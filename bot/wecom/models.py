@@ -20,6 +20,15 @@ class Page(Generic[T]):
 
 
 @dataclass(frozen=True, slots=True)
+class AuthUser:
+    """Who a login code belongs to (auth/getuserinfo): a member's userid, or for someone
+    outside the corp (is_member False) their openid, which the console refuses."""
+
+    userid: str
+    is_member: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Attachment:
     """An attachment of a customer-group mass send (only image and link are used)."""
 

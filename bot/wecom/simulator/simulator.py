@@ -9,7 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.clock import Clock
-from bot.wecom.simulator import admin, payloads, server
+from bot.wecom.simulator import admin, auth, payloads, server
 from bot.wecom.simulator.callbacks import Callback, CallbackPoster, CallbackResult
 from bot.wecom.simulator.chaos import Faults, Latency
 from bot.wecom.simulator.config import FaultConfig, LatencyConfig, SimConfig
@@ -26,6 +26,7 @@ class WeComSimulator:
         self.config = config or SimConfig()
         self.state = SimState(self.config)
         self.callbacks = CallbackPoster(self.config, self.state.records)
+        self.login = auth.LoginDesk(self.state)  # member login: OAuth, QR, auth/getuserinfo
         self._msg_ids = itertools.count(1)
         self._app: web.Application | None = None
 
@@ -36,6 +37,7 @@ class WeComSimulator:
             self._app = web.Application(client_max_size=16 * 1024 * 1024)
             server.add_routes(self._app, self.state)
             admin.add_routes(self._app, self)
+            auth.add_routes(self._app, self.login)
             self._app.on_startup.append(self._on_startup)
             self._app.on_cleanup.append(self._on_cleanup)
         return self._app

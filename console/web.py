@@ -1,0 +1,46 @@
+"""Wiring: `console.web.setup(app)` adds /console/ to the bot's aiohttp app (an extension of
+bot.app.create_app) and the console's services as a cleanup context."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from aiohttp import web
+
+from bot import appkeys
+from broadcasts.keys import BroadcastKeys
+from console import auth, notices, overview
+from console.deps import ConsoleDeps
+from console.guard import deps_key
+from console.live import LiveHub
+
+STATIC = Path(__file__).parent / "static"
+
+
+def setup(app: web.Application) -> None:
+    app.cleanup_ctx.append(console_ctx)
+    auth.add_routes(app)
+    overview.add_routes(app)
+    notices.add_routes(app)
+    app.router.add_get("/console", _to_console)
+    app.router.add_static("/console/static/", STATIC, append_version=False)
+
+
+async def _to_console(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound("/console/")
+
+
+async def console_ctx(app: web.Application) -> AsyncIterator[None]:
+    deps = ConsoleDeps.from_app(app)
+    app[deps_key] = deps
+    pattern = BroadcastKeys(app[appkeys.keys]).live("*")
+
+    async def render(nid: int) -> dict[str, object] | None:
+        return await notices.render(deps.rt, deps.registry, nid)
+
+    hub = LiveHub(app[appkeys.redis], pattern, render)
+    app[notices.hub_key] = hub
+    hub.start()
+    yield
+    await hub.stop()
