@@ -64,7 +64,7 @@ class SessionStore:
         key = self._keys.session(digest(sid))
         pipe = self._redis.pipeline(transaction=False)
         pipe.hgetall(key)
-        pipe.expire(key, self.idle_seconds, xx=True)
+        pipe.expire(key, self.idle_seconds)  # no-op when the key is gone
         raw, _ = await pipe.execute()
         data = smap(raw)
         if not data.get("userid"):
