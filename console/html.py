@@ -70,3 +70,13 @@ def form(action: str, csrf: str, fields: str, button: str, *, fid: str = "") -> 
     return (f'<form method="post" action="{e(action)}"{ident}>'
             f'<input type="hidden" name="_csrf" value="{e(csrf)}">{fields}'
             f'<button type="submit">{e(button)}</button></form>')
+
+
+def kpis(*items: tuple[str, object, str, str]) -> str:
+    """Key figures: (label, value, after the value, element id)."""
+    cells = []
+    for label, value, small, ident in items:
+        attr = f' id="{e(ident)}"' if ident else ""
+        cells.append(f"<div><span>{e(label)}</span><b{attr}>{e(value)}</b>"
+                     f"<small>{e(small)}</small></div>")
+    return f'<div class="kpis">{"".join(cells)}</div>'

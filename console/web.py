@@ -10,7 +10,7 @@ from aiohttp import web
 
 from bot import appkeys
 from broadcasts.keys import BroadcastKeys
-from console import auth, notices, overview
+from console import assess, audit, auth, collect, coverage, notices, overview
 from console.deps import ConsoleDeps
 from console.guard import deps_key
 from console.live import LiveHub
@@ -23,6 +23,10 @@ def setup(app: web.Application) -> None:
     auth.add_routes(app)
     overview.add_routes(app)
     notices.add_routes(app)
+    coverage.add_routes(app)
+    collect.add_routes(app)
+    audit.add_routes(app)
+    assess.add_routes(app)
     app.router.add_get("/console", _to_console)
     app.router.add_static("/console/static/", STATIC, append_version=False)
 
