@@ -3,6 +3,7 @@ pages and auth/getuserinfo."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from urllib.parse import urlencode
 
@@ -190,9 +191,9 @@ async def test_sign_out_and_idle_expiry(make_console: Make) -> None:
         async with s.get(console.base + "/console/notices") as r:
             assert r.status == 401
         csrf = await console.sign_in(s, COUNTY_OFFICER)
-        key = [k async for k in redis.scan_iter(match="*console:{cs:*")][0]
+        key = [k async for k in redis.scan_iter(match="*console:{cs:*")].pop()
         await redis.pexpire(key, 1)  # as if idle past console.idle_minutes
-        await __import__("asyncio").sleep(0.01)
+        await asyncio.sleep(0.01)
         async with s.get(console.base + "/console/notices") as r:
             assert r.status == 401
     assert csrf_of("<meta name=\"csrf\" content=\"x\">") == "x"
