@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bot.masking import mask_name, scrub
+from bot.masking import mask_name, mask_phone, scrub
 from bot.rtypes import text as rtext
-from cases import access, clocks, notify, texts
+from cases import access, clocks, kfsend, notify, texts
 from cases.classify import category_named, kind_for, split_node, suggest_category, suggest_urgency
 from cases.deps import CasesDeps
 from cases.models import (
@@ -200,12 +200,13 @@ class CaseService:
         if case.channel is Channel.APP:
             people = await notify.names(self.deps, [case.reporter])
             return people.get(case.reporter, case.reporter)
-        if not case.is_clue or not case.sealed_reporter or self.deps.cipher is None:
+        resident = kfsend.Resident.open(self.deps, case) if case.is_clue else None
+        if resident is None:
             return "居民（微信客服）"
         # the issuing officer sees who gave the clue; every such view is audited
-        identity = self.deps.cipher.open(case.sealed_reporter, case.id, "reporter")
         await self._audit(actor, "view_tipster", True, case.id, "举报人身份已查看")
-        return f"居民（微信客服，标识 {identity.split('|')[0]}）"
+        phone = f"，电话 {mask_phone(resident.phone)}" if resident.phone else ""
+        return f"居民（微信客服 {resident.external_userid}{phone}）"
 
     async def queue(self, actor: str, *, limit: int = 200) -> list[Case]:
         """Open cases the actor may see: overdue first, then by due time."""
@@ -382,8 +383,9 @@ class CaseService:
     # closing the loop ---------------------------------------------------------------------
     async def _ask_rating(self, case: Case, result: str) -> None:
         text = (f"您反映的事件 {case.id} 已办结：{result}\n请评价：回复 满意 / 基本满意 / 不满意")
-        if case.channel is Channel.APP and case.reporter:
-            await self.deps.redis.set(self.deps.keys.survey(case.reporter), str(case.number),
+        who = case.reporter if case.channel is Channel.APP else kfsend.survey_key(self.deps, case)
+        if who:
+            await self.deps.redis.set(self.deps.keys.survey(who), str(case.number),
                                       px=self.deps.clock.real_ms(7 * 86400))
         await self._tell_reporter(case, text)
 
@@ -395,7 +397,8 @@ class CaseService:
         if not number:
             return None
         case = await self.deps.store.get(f"E{str(number).removeprefix('E')}")
-        if case is None or case.reporter != actor or case.status is not Status.CLOSED:
+        if case is None or case.status is not Status.CLOSED or (
+                case.channel is Channel.APP and case.reporter != actor):
             return None
         await self.deps.redis.delete(self.deps.keys.survey(actor))
         return await self.apply_rating(actor, case, word)
@@ -421,5 +424,7 @@ class CaseService:
 
     # telling the reporter ------------------------------------------------------------------
     async def _tell_reporter(self, case: Case, text: str) -> Case:
+        if case.channel is Channel.KF:
+            return await kfsend.tell_resident(self.deps, case, text)
         await notify.tell(self.deps, [case.reporter], text)
         return case

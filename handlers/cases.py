@@ -5,6 +5,8 @@
     接单 E12  ·  答复 E12 内容  ·  到场 E12  ·  办结 E12 结果  ·  转交 E12 账号|调解
     类别 E12 交通|紧急|一般  ·  当事人 E12 姓名 姓名
     满意 / 基本满意 / 不满意   (the reporter's rating after 办结; skipped when none is asked)
+    a photo or location from a member: joins the case they reported in the last minutes
+    微信客服 (KfMessage): residents' text, photos, location, clues, ratings (cases.residents)
 
 The work is done by cases/ (CaseService); this module only parses, dispatches and replies.
 """
@@ -15,12 +17,13 @@ import datetime as dt
 from collections.abc import Awaitable, Callable
 
 from bot.context import Context
-from bot.events import TextMessage
+from bot.events import ImageMessage, KfMessage, LocationMessage, TextMessage
 from bot.filters import Command, text_equals
 from bot.router import Router, SkipHandler
 from cases import notify, texts
 from cases.deps import CasesDeps
 from cases.models import SATISFACTION
+from cases.residents import ResidentDesk
 from cases.service import BadInput, CaseService, Refused
 from registry.models import Role
 
@@ -196,3 +199,35 @@ async def handle_rating(event: TextMessage, ctx: Context) -> None:
         raise SkipHandler
     tail = "，已转负责人回访" if event.text == "不满意" else ""
     await _say(ctx, event.sender, f"感谢评价（{case.id}：{event.text}）{tail}。")
+
+
+@router.on(ImageMessage)
+async def handle_photo(event: ImageMessage, ctx: Context) -> None:
+    async def work(svc: CaseService, _: str) -> str:
+        return (await svc.attach(event.sender, photo=event.media_id or event.msg_id)).reply
+
+    await _run_event(event.sender, ctx, work)
+
+
+@router.on(LocationMessage)
+async def handle_location(event: LocationMessage, ctx: Context) -> None:
+    where = f"{event.latitude:.5f},{event.longitude:.5f} {event.label[:100]}".strip()
+
+    async def work(svc: CaseService, _: str) -> str:
+        return (await svc.attach(event.sender, location=where)).reply
+
+    await _run_event(event.sender, ctx, work)
+
+
+@router.on(KfMessage)
+async def handle_resident(event: KfMessage, ctx: Context) -> None:
+    await ResidentDesk(CasesDeps.from_context(ctx), source=f"kf:{ctx.source}").handle(event)
+
+
+async def _run_event(sender: str, ctx: Context,
+                     work: Callable[[CaseService, str], Awaitable[str]]) -> None:
+    try:
+        answer = await work(_svc(ctx), "")
+    except (Refused, BadInput) as error:
+        answer = str(error)
+    await _say(ctx, sender, answer)

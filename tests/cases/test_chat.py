@@ -4,6 +4,7 @@ the WeCom simulator; refusals and bad input change nothing and are audited."""
 from __future__ import annotations
 
 from bot.audit import AuditLog
+from bot.events import ImageMessage, LocationMessage
 from cases.models import Category, Status, Urgency
 from tests.cases.conftest import G01, Chat
 
@@ -109,3 +110,24 @@ async def test_bad_input_answers_in_chinese_and_changes_nothing(chat: Chat) -> N
     assert case is not None and case.status is Status.NEW
     assert "已接单" in await chat.send("p1", f"接单 {number}")
     assert "无需重复接单" in await chat.send("a1", f"接单 {number}")
+
+
+async def test_photo_and_location_join_the_report(chat: Chat) -> None:
+    number = await _report(chat)
+    reply = await chat.event(ImageMessage(sender="w1", create_time=1, media_id="MEDIA1",
+                                          msg_id="i1"))
+    assert f"已将照片（共 1 张）附在事件 {number}" in reply
+    reply = await chat.event(LocationMessage(sender="w1", create_time=2, latitude=37.1,
+                                             longitude=111.8, label="东关街3号楼", msg_id="l1"))
+    assert f"附在事件 {number}" in reply
+    case = await chat.deps.store.get(number)
+    assert case is not None and case.photos == ("MEDIA1",) and "东关街3号楼" in case.location
+    view = await chat.send("p1", f"事件 {number}")
+    assert "照片：1 张" in view and "东关街3号楼" in view
+
+
+async def test_photo_with_no_case_open_is_answered_and_not_kept(chat: Chat) -> None:
+    reply = await chat.event(ImageMessage(sender="w2", create_time=1, media_id="M2",
+                                          msg_id="i2"))
+    assert "没有正在上报的事件，照片未保存" in reply
+    assert await chat.ctx.redis.get(chat.deps.keys.seq()) is None
