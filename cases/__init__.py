@@ -14,6 +14,9 @@ Map:
     notify.py    1:1 app messages to members
     assess.py    考核 figures per node and per officer; CSV and XLSX
     deps.py      CasesDeps, built once per process
+    kfsend.py    answers to residents inside 微信客服's rules; relay to the grid worker
+    residents.py ResidentDesk: residents' 微信客服 messages → cases, clues, ratings
+    texts.py     what people read
     cli.py       `gridbot cases …`
     demo.py      the demo's case steps
 

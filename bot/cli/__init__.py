@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "broadcasts.cli",  # worker, broadcast …
     "registry.cli",  # groups import | sync | tree | stats | unplaced | staffing
     "collect.cli",  # collect export | campaign …
+    "cases.cli",  # cases list | show | accept … | link | assess
     "bot.wecom.simulator.cli",  # sim
     "bot.cli.demo",  # demo
 )
