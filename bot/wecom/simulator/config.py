@@ -140,6 +140,7 @@ class SimConfig:
     callback_min_real_timeout: float = 1.0  # a fast clock must not turn jitter into failures
     callback_retries: int = 3
     callback_retry_delay: float = 0.0
+    kf_sync_untokened_per_minute: int = 10
 
     def with_(self, **changes: object) -> SimConfig:
         return replace(self, **changes)  # type: ignore[arg-type]

@@ -29,6 +29,18 @@ ALL_RECIPIENTS_INVALID = 81013
 TOO_MANY_MEMBERS_VISIBLE = 81017
 APPCHAT_NOT_FOUND = 86003
 INVALID_WEBHOOK_KEY = 93000
+INVALID_MEDIA_ID = 40007
+MISSING_MEDIA_ID = 41006
+# 微信客服 (residents_console_votes.md §1, go-workwx errcodes)
+KF_INVALID_OPEN_KFID = 95000
+KF_SEND_COUNT_LIMIT = 95001
+KF_SEND_TIME_LIMIT = 95002
+KF_NO_SUCH_OPEN_KFID = 95004
+KF_INVALID_MSG_TOKEN = 95007
+KF_SESSION_ENDED = 95013
+KF_NOT_SERVICER = 95014
+KF_BAD_TRANSITION = 95016
+KF_STATE_FORBIDS_SEND = 95018
 
 ERRMSG = {
     SYSTEM_BUSY: "system busy",
@@ -56,6 +68,17 @@ ERRMSG = {
     TOO_MANY_MEMBERS_VISIBLE: "too many members in app visible range, owner_filter required",
     APPCHAT_NOT_FOUND: "chatid not found",
     INVALID_WEBHOOK_KEY: "invalid webhook url, please check",
+    INVALID_MEDIA_ID: "invalid media_id",
+    MISSING_MEDIA_ID: "media_id missing",
+    KF_INVALID_OPEN_KFID: "invalid open_kfid",
+    KF_SEND_COUNT_LIMIT: "send msg count limit",
+    KF_SEND_TIME_LIMIT: "send msg time limit",
+    KF_NO_SUCH_OPEN_KFID: "open_kfid not exist",
+    KF_INVALID_MSG_TOKEN: "invalid msg token",
+    KF_SESSION_ENDED: "session already ended",
+    KF_NOT_SERVICER: "user is not servicer",
+    KF_BAD_TRANSITION: "service state transition not allowed",
+    KF_STATE_FORBIDS_SEND: "send msg session status invalid",
 }
 
 

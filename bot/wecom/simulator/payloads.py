@@ -88,3 +88,58 @@ def contact_event(
     if welcome_code:
         fields.append(("WelcomeCode", welcome_code))
     return xml_message(fields)
+
+
+def image_message(
+    corp_id: str, agent_id: int, from_user: str, media_id: str, pic_url: str, msg_id: str,
+    at: int,
+) -> str:
+    """A member's photo to the app (residents_console_votes.md §3.3)."""
+    return xml_message(
+        [
+            ("ToUserName", corp_id),
+            ("FromUserName", from_user),
+            ("CreateTime", at),
+            ("MsgType", "image"),
+            ("PicUrl", pic_url),
+            ("MediaId", media_id),
+            ("MsgId", msg_id),
+            ("AgentID", agent_id),
+        ]
+    )
+
+
+def location_message(
+    corp_id: str, agent_id: int, from_user: str, latitude: float, longitude: float,
+    scale: int, label: str, msg_id: str, at: int,
+) -> str:
+    """A member's location to the app: Location_X is the latitude (§3.3)."""
+    return xml_message(
+        [
+            ("ToUserName", corp_id),
+            ("FromUserName", from_user),
+            ("CreateTime", at),
+            ("MsgType", "location"),
+            ("Location_X", Raw(f"{latitude:.6f}")),
+            ("Location_Y", Raw(f"{longitude:.6f}")),
+            ("Scale", scale),
+            ("Label", label),
+            ("MsgId", msg_id),
+            ("AgentID", agent_id),
+            ("AppType", "wxwork"),
+        ]
+    )
+
+
+def kf_event(corp_id: str, token: str, open_kfid: str, at: int) -> str:
+    """kf_msg_or_event: only the Token and the account; content is pulled (§1.4)."""
+    return xml_message(
+        [
+            ("ToUserName", corp_id),
+            ("CreateTime", at),
+            ("MsgType", "event"),
+            ("Event", "kf_msg_or_event"),
+            ("Token", token),
+            ("OpenKfId", open_kfid),
+        ]
+    )

@@ -11,7 +11,7 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.wecom.simulator import api_groupchat, api_groupmsg, api_messages, errors
+from bot.wecom.simulator import api_groupchat, api_groupmsg, api_kf, api_messages, errors, media
 from bot.wecom.simulator.errors import SimError
 from bot.wecom.simulator.params import Body
 from bot.wecom.simulator.state import SimState
@@ -43,12 +43,20 @@ APIS = (
     Api("externalcontact/cancel_groupmsg_send", "POST", api_groupmsg.cancel_groupmsg_send),
     Api("externalcontact/groupchat/list", "POST", api_groupchat.groupchat_list),
     Api("externalcontact/groupchat/get", "POST", api_groupchat.groupchat_get),
+    Api("kf/account/list", "POST", api_kf.account_list),
+    Api("kf/add_contact_way", "POST", api_kf.add_contact_way),
+    Api("kf/sync_msg", "POST", api_kf.sync_msg),
+    Api("kf/send_msg", "POST", api_kf.send_msg),
+    Api("kf/send_msg_on_event", "POST", api_kf.send_msg_on_event),
+    Api("kf/service_state/get", "POST", api_kf.service_state_get),
+    Api("kf/service_state/trans", "POST", api_kf.service_state_trans),
 )
 
 
 def add_routes(app: web.Application, state: SimState) -> None:
     for api in APIS:
         app.router.add_route(api.method, f"/cgi-bin/{api.name}", partial(serve, state, api))
+    media.add_routes(app, state)
 
 
 async def serve(state: SimState, api: Api, request: web.Request) -> web.StreamResponse:

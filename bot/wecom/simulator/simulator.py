@@ -15,12 +15,15 @@ from bot.wecom.simulator.chaos import Faults, Latency
 from bot.wecom.simulator.config import FaultConfig, LatencyConfig, SimConfig
 from bot.wecom.simulator.groups import AppChat, CustomerGroup, month_of
 from bot.wecom.simulator.records import Delivery, Drop, Records
+from bot.wecom.simulator.residents import KfDriver
 from bot.wecom.simulator.state import SimState
 from bot.wecom.simulator.tasks import SENT, Task
 
 
-class WeComSimulator:
-    """One simulated WeCom corp: the /cgi-bin/ API, owners, callbacks and what happened."""
+class WeComSimulator(KfDriver):
+    """One simulated WeCom corp: the /cgi-bin/ API, owners, callbacks and what happened.
+
+    微信客服 residents and members' photos/locations: see bot.wecom.simulator.residents."""
 
     def __init__(self, config: SimConfig | None = None) -> None:
         self.config = config or SimConfig()
@@ -29,6 +32,7 @@ class WeComSimulator:
         self.login = auth.LoginDesk(self.state)  # member login: OAuth, QR, auth/getuserinfo
         self._msg_ids = itertools.count(1)
         self._app: web.Application | None = None
+        self._kf_init()
 
     @property
     def app(self) -> web.Application:
@@ -49,6 +53,7 @@ class WeComSimulator:
         await self.close()
 
     async def close(self) -> None:
+        await self._kf_close()
         await self.state.timers.close()
         await self.callbacks.close()
 

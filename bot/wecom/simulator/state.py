@@ -12,6 +12,8 @@ from bot.clock import Clock
 from bot.wecom.simulator.chaos import Faults, Latency
 from bot.wecom.simulator.config import SimConfig
 from bot.wecom.simulator.groups import Directory, GroupTable
+from bot.wecom.simulator.kf import KfState
+from bot.wecom.simulator.media import MediaStore
 from bot.wecom.simulator.owners import Owners
 from bot.wecom.simulator.records import Channel, Delivery, Drop, Records
 from bot.wecom.simulator.tasks import (
@@ -55,6 +57,10 @@ class SimState:
         self.member_limit = Limiter(
             config.member_app_messages_per_minute, config.member_app_messages_per_hour
         )
+        self.kf = KfState()
+        self.media = MediaStore()
+        # sync_msg without the callback's token is strictly limited (§1.5; figure UNCONFIRMED)
+        self.kf_untokened = Limiter(config.kf_sync_untokened_per_minute)
         self.recent_app_messages: dict[tuple[str, str, str], float] = {}  # duplicate check
         self._ids = itertools.count(1)
 
