@@ -42,6 +42,13 @@ class Keys:
     def api_block(self, api: str) -> str:
         return self.k("wecom", "blocked", api)
 
+    # 微信客服 intake (bot.kf): one account's pull state shares its tag; each message its own
+    def kf_account(self, open_kfid: str, part: str) -> str:
+        return self.k(f"{{kf:{open_kfid}}}", part)  # part: cursor | lease | again
+
+    def kf_message(self, msgid: str, part: str) -> str:
+        return self.k(f"{{kfm:{msgid}}}", part)  # part: claim | done
+
     # audit
     def audit(self) -> str:
         return self.k("audit")

@@ -173,6 +173,18 @@ class ConsoleSettings(BaseModel):
     secure_cookies: bool = True
 
 
+class KfSettings(BaseModel):
+    """微信客服 intake (bot.kf): pulling sync_msg pages after each kf_msg_or_event."""
+
+    # real seconds one process holds an account's pull before another may take over a dead one
+    lease_seconds: float = Field(30.0, gt=0, le=600)
+    concurrency: int = Field(16, ge=1, le=256)  # residents handled side by side within a page
+    page_limit: int = Field(1000, ge=1, le=1000)
+    # per-message markers outlive sync_msg's 3-day retention, so no page read again re-runs one
+    done_ttl_days: int = Field(4, ge=3, le=30)
+    retry_delays: list[float] = Field(default_factory=lambda: [1.0, 5.0, 30.0])
+
+
 class LogSettings(BaseModel):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
@@ -200,6 +212,7 @@ class Settings(BaseSettings):
     collect: CollectSettings = Field(default_factory=CollectSettings)
     cases: CasesSettings = Field(default_factory=CasesSettings)
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
+    kf: KfSettings = Field(default_factory=KfSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @classmethod

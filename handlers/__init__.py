@@ -5,10 +5,12 @@ Order matters: the first matching route wins (a handler may raise SkipHandler to
 
 from __future__ import annotations
 
+from bot import kf
 from bot.router import Router
 from handlers import broadcast, cases, collect, fallback, groups, help
 
 ROUTERS: tuple[Router, ...] = (
+    kf.router,  # 微信客服 kf_msg_or_event: pull sync_msg, dispatch each KfMessage once
     groups.router,  # resident-group change events, 绑定
     broadcast.router,  # 通知 / 确认 / 批准 / 进度 / 更新 / 撤回 / 已破案 / 已转达
     cases.router,  # 上报 / 我的事件 / 接单 / 答复 / 到场 / 办结 / 转交 / 事件 / 满意…
