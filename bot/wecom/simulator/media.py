@@ -1,28 +1,15 @@
-"""Temporary media (residents_console_votes.md §3): what members and residents send as photos,
-served by GET /cgi-bin/media/get.
-
-As WeCom: a media_id lives 3 days; success is a plain download (Content-Type of the file,
-Content-Disposition with its name); an error is a JSON body with HTTP 200 (40007 invalid
-media_id, 41006 missing), so a client must branch on Content-Type, not on the status.
-"""
+"""Temporary media (residents_console_votes.md §3): what members and residents send as photos
+(served by bot.wecom.simulator.api_media). A media_id lives 3 days."""
 
 from __future__ import annotations
 
-import json
 import secrets
 import struct
 import zlib
 from dataclasses import dataclass, field
-from functools import partial
-from typing import TYPE_CHECKING
-
-from aiohttp import web
 
 from bot.wecom.simulator import errors
 from bot.wecom.simulator.errors import SimError
-
-if TYPE_CHECKING:
-    from bot.wecom.simulator.state import SimState
 
 LIFETIME = 3 * 86400.0
 
@@ -67,19 +54,3 @@ def sample_png(seed: int = 0, size: int = 8) -> bytes:
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
             + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
-
-def add_routes(app: web.Application, state: SimState) -> None:
-    app.router.add_get("/cgi-bin/media/get", partial(media_get, state))
-
-
-async def media_get(state: SimState, request: web.Request) -> web.StreamResponse:
-    state.records.call("media/get")
-    try:
-        state.tokens.check(request.query.get("access_token"), state.now())
-        media = state.media.get(request.query.get("media_id", ""), state.now())
-    except SimError as error:
-        state.records.error("media/get", error.errcode, state.now())
-        return web.Response(text=json.dumps(error.body(), ensure_ascii=False),
-                            content_type="application/json")
-    headers = {"Content-Disposition": f'attachment; filename="{media.filename}"'}
-    return web.Response(body=media.data, content_type=media.content_type, headers=headers)

@@ -11,7 +11,14 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.wecom.simulator import api_groupchat, api_groupmsg, api_kf, api_messages, errors, media
+from bot.wecom.simulator import (
+    api_groupchat,
+    api_groupmsg,
+    api_kf,
+    api_media,
+    api_messages,
+    errors,
+)
 from bot.wecom.simulator.errors import SimError
 from bot.wecom.simulator.params import Body
 from bot.wecom.simulator.state import SimState
@@ -56,7 +63,7 @@ APIS = (
 def add_routes(app: web.Application, state: SimState) -> None:
     for api in APIS:
         app.router.add_route(api.method, f"/cgi-bin/{api.name}", partial(serve, state, api))
-    media.add_routes(app, state)
+    api_media.add_routes(app, state)
 
 
 async def serve(state: SimState, api: Api, request: web.Request) -> web.StreamResponse:
