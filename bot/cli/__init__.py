@@ -19,6 +19,7 @@ COMMAND_MODULES = (
     "registry.cli",  # groups import | sync | tree | stats | unplaced | staffing
     "collect.cli",  # collect export | campaign …
     "cases.cli",  # cases list | show | accept … | link | assess
+    "deliberation.cli",  # deliberation verify-draw | verify-receipt
     "bot.wecom.simulator.cli",  # sim
     "bot.cli.demo",  # demo
 )

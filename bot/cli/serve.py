@@ -66,6 +66,7 @@ def build_app(settings: Settings, clock: Clock | None = None, *,
     (unless disabled) one broadcast worker in-process (composition root: imports upward)."""
     import collect.web
     import console.web
+    import deliberation.web
     from broadcasts import api
     from broadcasts.embedded import worker_ctx
     from cases.embedded import clocks_ctx
@@ -77,7 +78,8 @@ def build_app(settings: Settings, clock: Clock | None = None, *,
     if settings.cases.embedded_clocks:
         contexts.append(clocks_ctx)
     return create_app(settings, ROUTERS, clock=clock, extra_contexts=contexts,
-                      extensions=[collect.web.setup, api.extension, console.web.setup])
+                      extensions=[collect.web.setup, deliberation.web.setup, api.extension,
+                                  console.web.setup])
 
 
 async def serve(settings: Settings, host: str, port: int, *,
