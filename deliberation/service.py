@@ -144,8 +144,21 @@ class MatterService:
         return await self._audited(actor, "deliberation.appoint", userid, source, run)
 
     # --- voting -------------------------------------------------------------------------
-    async def ballot_view(self, matter_id: str, token: str) -> tuple[Matter, bool]:
-        """The matter a link opens and whether this voter has voted (LinkError / Refused)."""
+    async def ballot_view(self, matter_id: str, token: str, *,
+                          source: str = "") -> tuple[Matter, bool]:
+        """The matter a link opens and whether this voter has voted (LinkError / Refused,
+        both audited)."""
+        try:
+            return await self._ballot_view(matter_id, token)
+        except (links.LinkError, Refused) as error:
+            await self.refused_vote(matter_id, str(error), source)
+            raise
+
+    async def refused_vote(self, matter_id: str, message: str, source: str) -> None:
+        await self.deps.record(f"voter@{matter_id[:12]}", "deliberation.vote", "refused",
+                               target=matter_id[:12], detail=message, source=source)
+
+    async def _ballot_view(self, matter_id: str, token: str) -> tuple[Matter, bool]:
         matter = await self.deps.matters.get(matter_id)
         if matter is None:
             raise links.LinkError("链接无效：没有这个议题")

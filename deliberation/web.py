@@ -98,13 +98,17 @@ async def show_ballot(request: web.Request) -> web.Response:
     matter_id, token = request.match_info["matter"], request.match_info["token"]
     service = MatterService(_deps(request))
     try:
-        matter, voted = await service.ballot_view(matter_id, token)
+        matter, voted = await service.ballot_view(matter_id, token, source=f"web:{matter_id}")
     except (links.LinkError, Refused) as error:
         return _message("无法投票", str(error), 403)
+    refusal = ""
     if matter.status is not Status.OPEN or service.deps.now() >= matter.closes_at:
-        return _message(matter.title, texts.VOTE_ANSWERS["closed"], 410)
-    if voted and not matter.allow_change:
-        return _message(matter.title, texts.VOTE_ANSWERS["already"], 409)
+        refusal, status = texts.VOTE_ANSWERS["closed"], 410
+    elif voted and not matter.allow_change:
+        refusal, status = texts.VOTE_ANSWERS["already"], 409
+    if refusal:
+        await service.refused_vote(matter.id, refusal, f"web:{matter.id}")
+        return _message(matter.title, refusal, status)
     options = "".join(f'<label><input type="radio" name="option" value="{i}" required> '
                       f"{html.escape(o)}</label>" for i, o in enumerate(matter.options))
     again = "<p class=note>您已投过票，再次提交将以新的选择为准。</p>" if voted else ""
@@ -122,7 +126,9 @@ async def cast_ballot(request: web.Request) -> web.Response:
     posted = await request.post()
     deps = _deps(request)
     if not links.check_csrf(deps.link_key, matter_id, token, str(posted.get("csrf", ""))):
-        return _message("无法投票", "页面已失效：请重新打开表决链接后再提交", 403)
+        message = "页面已失效：请重新打开表决链接后再提交"
+        await MatterService(deps).refused_vote(matter_id, message, f"web:{matter_id[:12]}")
+        return _message("无法投票", message, 403)
     raw = str(posted.get("option", ""))
     option = int(raw) if raw.isdigit() and len(raw) <= 2 else -1
     result = await MatterService(deps).vote(matter_id, token, option,

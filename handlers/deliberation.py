@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bot.context import Context
 from bot.events import TextMessage
 from bot.filters import Command
@@ -18,7 +20,7 @@ from bot.router import Router
 from deliberation import texts
 from deliberation.deps import DelibDeps
 from deliberation.draws import DrawService
-from deliberation.grammar import GrammarError, fields, parse_draw, parse_hands, parse_matter
+from deliberation.grammar import GrammarError, parse_draw, parse_hands, parse_matter
 from deliberation.service import MatterService, Reply
 
 router = Router(name=__name__)
@@ -60,7 +62,9 @@ async def _matter_command(event: TextMessage, ctx: Context) -> Reply | str:
         return (await service.check_receipt(rest)).message
     if word == "组织者":
         userid = rest.split()[0] if rest.split() else ""
-        return await service.appoint(sender, fields(rest).get("村", ""), userid, source=source)
+        village = re.search(r"村[：:]\s*(\S+)", rest)
+        return await service.appoint(sender, village.group(1) if village else "", userid,
+                                     source=source)
     try:
         draft = parse_matter(args, ctx.clock.now())
     except GrammarError as error:
