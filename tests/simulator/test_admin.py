@@ -8,6 +8,9 @@ import secrets
 from aiohttp import web
 from pytest_aiohttp import AiohttpServer
 
+from bot.events import ImageMessage, KfNotice, LocationMessage
+from bot.wecom.crypto import WeComCrypto
+from bot.wecom.parse import parse_envelope, parse_event
 from bot.wecom.simulator import OwnerProfile
 from tests.simulator.conftest import SimFactory
 
@@ -109,3 +112,77 @@ async def test_post_text_over_http_with_repeat(
         json={"chat_id": "wr5", "change_type": "create", "name": "新群", "owner": "w1"},
     )
     assert event["ok"] and h.sim.group("wr5") is not None
+
+
+async def test_kf_residents_and_member_media_over_http(
+    make_sim: SimFactory, aiohttp_server: AiohttpServer
+) -> None:
+    received: list[tuple[dict[str, str], str]] = []
+
+    async def bot(request: web.Request) -> web.Response:
+        received.append((dict(request.query), await request.text()))
+        return web.Response()
+
+    app = web.Application()
+    app.router.add_post("/cb", bot)
+    server = await aiohttp_server(app)
+    key = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    h = await make_sim(token="tok", encoding_aes_key=key, callback_url=str(server.make_url("/cb")))
+    crypto = WeComCrypto("tok", key, h.sim.config.corp_id)
+
+    def opened(index: int) -> object:
+        query, body = received[index]
+        plain = crypto.decrypt(query["msg_signature"], query["timestamp"], query["nonce"],
+                               parse_envelope(body.encode()).encrypt)
+        return parse_event(plain)
+
+    open_kfid = (await h.admin("POST", "kf_account", json={"name": "平安社区"}))["open_kfid"]
+    url = (await h.admin("POST", "kf_link", json={"open_kfid": open_kfid, "scene": "n1"}))["url"]
+    assert (await h.admin("POST", "kf_link", json={"open_kfid": open_kfid, "scene": "a/b"})
+            )["error"].startswith("ValueError")
+    assert await h.admin("POST", "kf_resident", json={
+        "external_userid": "wmA", "kind": "never"}) == {"external_userid": "wmA", "kind": "never"}
+    entered = await h.admin("POST", "kf_enter", json={"link": url, "external_userid": "wmA"})
+    said = await h.admin("POST", "kf_says", json={"external_userid": "wmA", "text": "你好",
+                                                 "repeat": 3})
+    assert [r["ok"] for r in said["results"]] == [True, True, True]
+    await h.admin("POST", "kf_says", json={
+        "external_userid": "wmA", "location": {"latitude": 30.1, "longitude": 120.2}})
+    photo = base64.b64encode(b"\x89PNG-photo").decode()
+    await h.admin("POST", "kf_says", json={"external_userid": "wmA", "image_base64": photo})
+    notices = [opened(i) for i in range(len(received))]
+    assert all(isinstance(n, KfNotice) and n.open_kfid == open_kfid for n in notices)
+    assert len({n.token for n in notices if isinstance(n, KfNotice)}) == 4  # 3 repeats share one
+    token = notices[-1].token if isinstance(notices[-1], KfNotice) else ""
+    page = await h.call("kf/sync_msg", {"token": token, "open_kfid": open_kfid})
+    assert [m["msgtype"] for m in page["msg_list"]] == ["event", "text", "location", "image"]
+    assert page["msg_list"][0]["msgid"] == entered["msgid"]
+    assert page["msg_list"][1]["msgid"] == said["msgid"]
+    sent = await h.call("kf/send_msg", {"touser": "wmA", "open_kfid": open_kfid,
+                                         "msgtype": "text", "text": {"content": "收到"}})
+    assert sent["errcode"] == 0
+    [message] = await h.admin("GET", "kf_messages", params={"external_userid": "wmA"})
+    assert (message["content"], message["msgid"]) == ("收到", sent["msgid"])
+    session = await h.admin("GET", "kf_session", params={"external_userid": "wmA"})
+    assert (session["state"], session["sent_in_window"]) == (0, 1)
+    failed = await h.admin("POST", "kf_fail_send", json={"msgid": sent["msgid"],
+                                                         "fail_type": 4})
+    assert failed["results"][0]["ok"]
+    assert await h.admin("POST", "kf_empty_pages", json={"count": 1}) == {"count": 1}
+    empty = await h.call("kf/sync_msg", {"token": token, "cursor": page["next_cursor"]})
+    assert (empty["msg_list"], empty["has_more"]) == ([], 1)
+    rest = await h.call("kf/sync_msg", {"token": token, "cursor": empty["next_cursor"]})
+    assert [m["event"]["fail_type"] for m in rest["msg_list"]] == [4]
+
+    before = len(received)
+    assert [r["ok"] for r in await h.admin("POST", "post_image", json={
+        "from_user": "w1", "image_base64": photo, "repeat": 2})] == [True, True]
+    image = opened(before)
+    assert isinstance(image, ImageMessage) and image == opened(before + 1)
+    async with h.session.get(f"{h.base}/cgi-bin/media/get",
+                             params={"access_token": h.token, "media_id": image.media_id}) as r:
+        assert (r.content_type, await r.read()) == ("image/png", b"\x89PNG-photo")
+    assert (await h.admin("POST", "post_location", json={
+        "from_user": "w1", "latitude": 30.27, "longitude": 120.15, "label": "文三路"}))["ok"]
+    place = opened(before + 2)
+    assert isinstance(place, LocationMessage) and place.label == "文三路"

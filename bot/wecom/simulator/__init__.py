@@ -22,17 +22,36 @@ sim.records  (.deliveries, .drops, .errors, .callback_attempts, .call_counts, .f
 sim.deliveries_to(chat_id) ; sim.app_messages_to(userid) ; sim.drops(reason=None)
 sim.calls(api) ; sim.errors_answered(code, api=None) ; sim.task(msgid) ; sim.tasks()
 sim.owner_class(userid) ; sim.stats() ; await sim.close()
+
+# 微信客服 (residents, bot.wecom.simulator.kf / residents) and members' media
+open_kfid = sim.add_kf_account(name, open_kfid="") ; sim.kf_link(open_kfid, scene) -> url
+sim.kf_resident(external_userid, kind=None | "prompt" | "late" | "never" | "refuses"
+                | ResidentClass(…), *, replies=(), replier=None) -> Resident
+await sim.kf_resident_enter(link_or_scene, external_userid, *, deliver=True, ago=0.0)
+await sim.kf_resident_says(external_userid, text | photo_bytes | SimLocation(lat, lng, name,
+                           address), *, open_kfid="", deliver=True, ago=0.0) -> KfPosted
+await sim.kf_fail_send(msgid, fail_type) ; sim.kf_force_empty_pages(n)
+sim.build_kf_notice(open_kfid) -> Callback          # a kf_msg_or_event with a fresh Token
+sim.kf_messages_to(external_userid) -> [Outgoing] ; sim.kf_session(external_userid) -> Session
+await sim.post_image(from_user, data=None, *, msg_id=None) ; sim.build_image(…)
+await sim.post_location(from_user, lat, lng, *, label="", scale=15, msg_id=None)
 ```
+KfPosted(msgid, open_kfid, callback, result): `await sim.deliver(posted.callback)` delivers the
+same kf_msg_or_event again. Residents draw a class from the seed (most answer within minutes,
+some hours later, some never, a few refuse → msg_send_fail fail_type 10); what they answer
+comes from `replies`, `replier`, or a default that rates 满意/基本满意/不满意 when asked.
 
 Served APIs (under /cgi-bin/): gettoken, message/send, appchat/send, webhook/send,
 externalcontact/{add_msg_template, get_groupmsg_list_v2, get_groupmsg_task,
 get_groupmsg_send_result, remind_groupmsg_send, cancel_groupmsg_send, groupchat/list,
-groupchat/get}.
+groupchat/get}, kf/{account/list, add_contact_way, sync_msg, send_msg, send_msg_on_event,
+service_state/get, service_state/trans}, media/get.
 
 Admin endpoints (JSON, for a simulator in another process): GET /sim/stats, /sim/records
 (?chat_id= | ?userid=, &channel=, &limit=), /sim/drops (?reason=), /sim/tasks (?msgid=),
 /sim/callbacks; POST /sim/directory, /sim/groups, /sim/post_text, /sim/chat_event,
-/sim/contact_event, /sim/invalidate_token, /sim/faults, /sim/latency.
+/sim/contact_event, /sim/invalidate_token, /sim/faults, /sim/latency; 微信客服 and member
+media: see bot.wecom.simulator.admin_kf.
 """
 
 from bot.wecom.simulator.callbacks import Callback, CallbackResult
@@ -44,6 +63,7 @@ from bot.wecom.simulator.config import (
     SimConfig,
 )
 from bot.wecom.simulator.records import CallbackAttempt, Delivery, Drop
+from bot.wecom.simulator.residents import KfPosted, ResidentClass, SimLocation
 from bot.wecom.simulator.simulator import WeComSimulator
 
 __all__ = [
@@ -54,8 +74,11 @@ __all__ = [
     "Delivery",
     "Drop",
     "FaultConfig",
+    "KfPosted",
     "LatencyConfig",
     "OwnerProfile",
+    "ResidentClass",
     "SimConfig",
+    "SimLocation",
     "WeComSimulator",
 ]

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from bot.wecom.simulator.admin_kf import KF_ROUTES, KfDriven
 from bot.wecom.simulator.callbacks import Callback, CallbackResult
 from bot.wecom.simulator.config import FaultConfig, LatencyConfig
 from bot.wecom.simulator.records import Drop, Records
@@ -16,7 +17,7 @@ from bot.wecom.simulator.state import SimState
 from bot.wecom.simulator.tasks import Task
 
 
-class Driven(Protocol):
+class Driven(KfDriven, Protocol):
     """What /sim/ drives and reads: the simulator (bot.wecom.simulator.WeComSimulator).
 
     A protocol, so that the simulator, which serves these routes, and its admin views do not
@@ -191,4 +192,5 @@ ROUTES: tuple[tuple[str, str, View], ...] = (
     ("POST", "invalidate_token", invalidate_token),
     ("POST", "faults", faults),
     ("POST", "latency", latency),
+    *KF_ROUTES,  # 微信客服 residents, members' photos and locations (admin_kf.py)
 )

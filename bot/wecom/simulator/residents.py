@@ -20,6 +20,7 @@ from typing import Any
 from bot.wecom.simulator import payloads
 from bot.wecom.simulator.callbacks import Callback, CallbackPoster, CallbackResult
 from bot.wecom.simulator.config import SimConfig
+from bot.wecom.simulator.errors import SimError
 from bot.wecom.simulator.kf import (
     FAIL_REFUSED,
     STATE_ENDED,
@@ -124,6 +125,13 @@ class KfDriver:
     def add_kf_account(self, name: str, open_kfid: str = "") -> str:
         """A 微信客服 account this app manages; its open_kfid."""
         return self.state.kf.add_account(name, open_kfid)
+
+    def kf_link(self, open_kfid: str, scene: str) -> str:
+        """A 客服 link as kf/add_contact_way makes it (for setting a scene up directly)."""
+        try:
+            return self.state.kf.add_link(open_kfid, scene)
+        except SimError as error:
+            raise ValueError(error.errmsg) from None
 
     def kf_resident(self, external_userid: str, kind: str | ResidentClass | None = None, *,
                     replies: Sequence[str] = (), replier: Replier | None = None) -> Resident:
