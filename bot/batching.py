@@ -4,13 +4,15 @@ Under a burst (hundreds of callbacks acknowledged at once) a round trip per call
 redis-py's per-command overhead and connection churn than the script itself. `ScriptBatcher`
 collects the calls made within one event-loop tick and sends them as one non-transactional
 pipeline of EVALSHA: each caller still gets its own result (or exception) and waits for exactly
-one round trip, but the burst shares them. The script is loaded once; after a SCRIPT FLUSH or a
-Redis restart the batch is retried once with the script reloaded.
+one round trip, but the burst shares them. Calls refused with NOSCRIPT (first use, a SCRIPT
+FLUSH, a Redis restart, a cluster primary that never saw the script) are retried once with the
+script loaded on every primary (`eval_many`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,7 +29,7 @@ class ScriptBatcher:
     def __init__(self, redis: aioredis.Redis, script: str) -> None:
         self._redis = redis
         self._script = script
-        self._sha = ""
+        self._sha = hashlib.sha1(script.encode()).hexdigest()  # the id Redis gives it
         self._pending: list[tuple[Call, asyncio.Future[Any]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -64,19 +66,34 @@ class ScriptBatcher:
                 future.set_result(result)
 
     async def _run(self, calls: list[Call]) -> list[Any]:
-        if not self._sha:
-            self._sha = str(await self._redis.script_load(self._script))
-        try:
-            return await self._pipeline(calls)
-        except NoScriptError:
-            self._sha = str(await self._redis.script_load(self._script))
-            return await self._pipeline(calls)
+        return await eval_many(self._redis, self._script, self._sha, calls)
 
-    async def _pipeline(self, calls: list[Call]) -> list[Any]:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for keys, args in calls:
-                pipe.evalsha(self._sha, len(keys), *keys, *args)
-            results: list[Any] = await pipe.execute(raise_on_error=False)
-        if any(isinstance(r, NoScriptError) for r in results):
-            raise NoScriptError("script not loaded")
-        return results
+
+async def eval_many(redis: aioredis.Redis, script: str, sha: str, calls: Sequence[Call]
+                    ) -> list[Any]:
+    """EVALSHA `script` once per (keys, args) in one non-transactional pipeline; each result
+    or the exception of that call, in order.
+
+    A server that does not know the script (restarted, flushed, or a cluster primary the
+    script was never loaded on: a cluster pipeline loads nothing itself) refuses just its
+    calls, which therefore did not run: the script is loaded on every primary and only those
+    calls are sent again, so none runs twice.
+    """
+    results: list[Any] = [None] * len(calls)
+    todo = list(range(len(calls)))
+    for _ in range(2):
+        async with redis.pipeline(transaction=False) as pipe:
+            for i in todo:
+                keys, args = calls[i]
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            replies: list[Any] = await pipe.execute(raise_on_error=False)
+        refused = []
+        for i, reply in zip(todo, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                refused.append(i)
+            results[i] = reply
+        if not refused:
+            return results
+        await redis.script_load(script)  # on a cluster: every primary
+        todo = refused
+    return results

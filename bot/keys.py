@@ -57,11 +57,16 @@ class Keys:
     def session(self, userid: str, name: str) -> str:
         return self.k("session", name, userid)
 
+    # the job store's MULTI touches jobs and runs together: one {sched} tag
     def scheduler_jobs(self) -> str:
-        return self.k("sched", "jobs")
+        return self.k("{sched}", "jobs")
 
     def scheduler_runs(self) -> str:
-        return self.k("sched", "runs")
+        return self.k("{sched}", "runs")
+
+    def scheduler_legacy(self) -> tuple[str, str]:
+        """The (jobs, runs) keys before they shared a tag; moved once on start (one Redis)."""
+        return self.k("sched", "jobs"), self.k("sched", "runs")
 
     def scheduler_fired(self, job_id: str, run_at: float) -> str:
         return self.k("sched", "fired", job_id, f"{run_at:.3f}")

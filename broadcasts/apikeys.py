@@ -35,12 +35,12 @@ class ApiKeys:
         key = PREFIX + secrets.token_urlsafe(32)
         d = digest(key)
         key_id = d[:12]
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(self._keys.api_key(d), mapping={
+        # two slots, so no MULTI: the key first, then its listing entry; a crash in between
+        # leaves a key nobody was ever shown
+        await self._redis.hset(self._keys.api_key(d), mapping={
             "userid": userid, "label": label, "key_id": key_id,
             "created_at": f"{self._clock.now():.0f}"})
-        pipe.hset(self._keys.api_key_ids(), key_id, d)
-        await pipe.execute()
+        await self._redis.hset(self._keys.api_key_ids(), key_id, d)
         return key, key_id
 
     async def officer_for(self, key: str) -> str | None:

@@ -51,9 +51,14 @@ class NoticeStore:
         return int(await self._redis.incr(self._keys.seq()))
 
     async def save(self, notice: Notice) -> None:
-        """Write the whole record and index it (creation, or fields no other step changes)."""
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.hset(self._keys.meta(notice.id), mapping=notice.to_hash())  # type: ignore[arg-type]
+        """Write the whole record and index it (creation, or fields no other step changes).
+
+        The record and its two indexes live in three slots (no MULTI on a cluster): the record
+        is written first, so an index never names a notice that is not there; a crash in
+        between leaves a record no list shows, which a repeated save indexes."""
+        await self._redis.hset(self._keys.meta(notice.id),
+                               mapping=notice.to_hash())  # type: ignore[arg-type]
+        pipe = self._redis.pipeline(transaction=False)
         pipe.zadd(self._keys.index(), {str(notice.id): notice.created_at})
         pipe.zadd(self._keys.by_issuer(notice.issuer), {str(notice.id): notice.created_at})
         await pipe.execute()

@@ -3,16 +3,19 @@
 Put the new key first in security.field_keys (keep the old ones after it), restart, then run
 `gridbot collect rotate-keys`. Records are walked with SCAN in batches, each rewritten under
 a WATCH on the record (a concurrent edit wins and the record is retried on the next pass);
-the SCAN cursor is kept in Redis, so an interrupted run resumes. When a run reports 0 left,
-and session_ttl_seconds have passed (sealed conversation state expires), the old key may go.
+the SCAN cursors (one per cluster primary) are kept in Redis, so an interrupted run resumes.
+When a run reports 0 left, and session_ttl_seconds have passed (sealed conversation state
+expires), the old key may go.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, replace
 
 from redis.exceptions import WatchError
 
+from bot.redis import Cursors, scan_pages
 from bot.rtypes import hmapping, smap, text
 from collect.crypto import FieldCryptoError
 from collect.deps import CollectDeps
@@ -66,19 +69,25 @@ async def _rewrite(deps: CollectDeps, key: str, report: RotationReport) -> None:
             report.conflicts += 1
 
 
+def _resume(saved: str | None) -> Cursors | None:
+    """Stored cursors: {node: cursor} (one per primary), or one bare cursor (earlier form)."""
+    if not saved:
+        return None
+    value = json.loads(saved)
+    return {"": int(value)} if isinstance(value, int) else dict(value)
+
+
 async def rotate(deps: CollectDeps, *, batch: int = 500, restart: bool = False
                  ) -> RotationReport:
     """One full pass over the records (resuming a stopped pass unless `restart`)."""
     cursor_key = deps.keys.rotate_cursor()
-    cursor = 0 if restart else int(text(await deps.redis.get(cursor_key)) or 0)
+    saved = None if restart else text(await deps.redis.get(cursor_key))
     report = RotationReport()
-    while True:
-        cursor, found = await deps.redis.scan(cursor, match=deps.keys.record_pattern(),
-                                              count=batch)
+    async for cursors, found in scan_pages(deps.redis, deps.keys.record_pattern(), batch,
+                                           _resume(saved)):
         for key in found:
             report.scanned += 1
-            await _rewrite(deps, text(key), report)
-        if cursor == 0:
-            await deps.redis.delete(cursor_key)
-            return report
-        await deps.redis.set(cursor_key, str(cursor))
+            await _rewrite(deps, key, report)
+        await deps.redis.set(cursor_key, json.dumps(cursors))
+    await deps.redis.delete(cursor_key)
+    return report

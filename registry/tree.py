@@ -12,6 +12,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
+from bot.batching import eval_many
 from bot.clock import Clock
 from bot.keys import Keys
 from registry import scripts
@@ -73,10 +74,12 @@ class TreeStore:
         """Run `script` once per argument list, `batch` calls per round trip."""
         out: list[Any] = []
         for start in range(0, len(arglists), batch):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for args in arglists[start:start + batch]:
-                    await script(keys=[key], args=list(args), client=pipe)
-                out.extend(await pipe.execute())
+            calls = [([key], list(args)) for args in arglists[start:start + batch]]
+            results = await eval_many(self.redis, str(script.script), script.sha, calls)
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+            out.extend(results)
         return out
 
     async def node(self, code: str) -> Node | None:

@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from bot.clock import Clock
+from bot.cluster import EmbeddedCluster
 from bot.keys import Keys
 from bot.redis import EmbeddedRedis, connect
 from bot.settings import Settings, load_settings
@@ -26,10 +27,20 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_CORP_ID = "wwgridbottest0001"
 
 
+def cluster_engine() -> bool:
+    """GRIDBOT_TEST_REDIS=cluster runs the suite on a real three-master Redis Cluster."""
+    return os.environ.get("GRIDBOT_TEST_REDIS", "embedded") == "cluster"
+
+
 @pytest.fixture(scope="session")
 def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """URL of a real redis-server started for the whole test session."""
-    server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    """URL of a real redis-server (or, with GRIDBOT_TEST_REDIS=cluster, of a real
+    three-master Redis Cluster) started for the whole test session."""
+    server: EmbeddedRedis | EmbeddedCluster
+    if cluster_engine():
+        server = EmbeddedCluster(tmp_path_factory.mktemp("redis-cluster"))
+    else:
+        server = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
     server.start()
     try:
         yield server.url

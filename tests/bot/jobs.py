@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import time
 
-import redis.asyncio as aioredis
-
 from bot import appkeys
+from bot.redis import connect
 from bot.scheduler import current_app, job_context
 
 FIRED = "test:fired"
@@ -16,7 +15,7 @@ FIRED = "test:fired"
 async def record_fire(*, url: str, tag: str) -> None:
     """Append `tag`, the firing scheduler and the real time to the FIRED list."""
     scheduler = job_context().scheduler
-    client = aioredis.Redis.from_url(url, decode_responses=True)
+    client = connect(url)
     try:
         await client.rpush(FIRED, f"{tag}|{os.getpid()}:{id(scheduler)}|{time.time():.3f}")  # type: ignore[misc]
     finally:
