@@ -31,6 +31,7 @@ from bot.clock import Clock, make_clock
 from bot.log import setup_logging
 from bot.redis import free_port, redis_url_for
 from bot.settings import Settings, load_settings
+from cases.demo import case_steps
 from registry.models import Person
 
 
@@ -89,6 +90,7 @@ STEPS: list[Step] = [
     Step("民警向石楼县全县发布紧急预警：预览、确认", demo_more.step_issue_notice),
     Step("送达进度：群主在手机上确认，机器人提醒、逐级催办", demo_more.step_follow_progress),
     Step("网格员采集实有人口（一标三实），回复脱敏", demo_more.step_collect_person),
+    *case_steps(),
 ]
 
 
