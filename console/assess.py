@@ -7,19 +7,25 @@ from __future__ import annotations
 import datetime as dt
 import io
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from aiohttp import web
 from openpyxl import Workbook
 
+from cases.assess import Assessment
+from cases.assess import assess as cases_assess
 from collect.validate import CHINA_TZ
 from console import charts
+from console.cases import cases_key
 from console.figures import Figures, collection_figures, notice_figures
 from console.guard import Refusal, Viewer, signed_in, source_of
 from console.html import e, pct, respond, shell, table
 
 DEFAULT_DAYS = 30
-NODE_HEAD = ("辖区", "通知群次", "按时送达率", "已转达率", "采集完成率")
+NODE_HEAD = ("辖区", "通知群次", "按时送达率", "已转达率", "采集完成率", "事件数", "响应率",
+             "及时办结率", "解决率", "满意率", "网格化解率")
 PERSON_HEAD = ("人员", "通知群次", "按时送达率", "已转达率")
+OFFICER_HEAD = ("民警", "事件数", "响应率", "及时办结率", "解决率", "满意率", "首次响应中位数")
 
 
 def add_routes(app: web.Application) -> None:
@@ -42,7 +48,15 @@ def _period(request: web.Request, now: float) -> tuple[float, float, str, str]:
     return lo, hi, str(start), str(end)
 
 
-async def compute(request: web.Request, viewer: Viewer) -> tuple[Figures, str, str]:
+@dataclass
+class Report:
+    figures: Figures
+    cases: Assessment
+    start: str
+    end: str
+
+
+async def compute(request: web.Request, viewer: Viewer) -> Report:
     home = await viewer.home()
     node = await viewer.node(request.query.get("node") or (home[0].code if home else ""),
                              source_of(request))
@@ -55,12 +69,30 @@ async def compute(request: web.Request, viewer: Viewer) -> tuple[Figures, str, s
     for t in figures.by_person:
         t.name = names.get(t.key, t.key)
     figures.by_person.sort(key=lambda t: (t.on_time_rate or 0.0, t.key))
-    return figures, start, end
+    found = await cases_assess(request.app[cases_key], start=lo, end=hi,
+                               level=children[0].level, under=node.code)
+    return Report(figures, found, start, end)
 
 
-def node_rows(f: Figures) -> list[tuple[str, ...]]:
-    return [(t.name, str(t.pairs), pct(t.on_time_rate), pct(t.ack_rate), pct(t.completeness))
-            for t in f.by_node]
+def node_rows(r: Report) -> list[tuple[str, ...]]:
+    by_key = {row.key: row for row in r.cases.by_node}
+    out = []
+    for t in r.figures.by_node:
+        c = by_key.get(t.key)
+        case_cells = ((str(c.cases), pct(c.response_rate), pct(c.on_time_close_rate),
+                       pct(c.resolution_rate), pct(c.satisfaction_rate),
+                       pct(c.disputes_settled_in_grid_share)) if c else ("0",) + ("—",) * 5)
+        out.append((t.name, str(t.pairs), pct(t.on_time_rate), pct(t.ack_rate),
+                    pct(t.completeness), *case_cells))
+    return out
+
+
+def officer_rows(r: Report) -> list[tuple[str, ...]]:
+    return [(c.name, str(c.cases), pct(c.response_rate), pct(c.on_time_close_rate),
+             pct(c.resolution_rate), pct(c.satisfaction_rate),
+             "—" if c.median_first_response_s is None
+             else f"{c.median_first_response_s / 60:.1f} 分钟")
+            for c in r.cases.by_officer]
 
 
 def person_rows(f: Figures) -> list[tuple[str, ...]]:
@@ -68,7 +100,8 @@ def person_rows(f: Figures) -> list[tuple[str, ...]]:
 
 
 async def page(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    f, start, end = await compute(request, viewer)
+    r = await compute(request, viewer)
+    f, start, end = r.figures, r.start, r.end
     q = f"node={e(f.node.code)}&amp;from={e(start)}&amp;to={e(end)}"
     filters = (f'<form method="get" class="filters card" id="period">'
                f'<input type="hidden" name="node" value="{e(f.node.code)}">'
@@ -81,21 +114,27 @@ async def page(request: web.Request, viewer: Viewer) -> web.StreamResponse:
                         [(t.name, t.on_time_rate, t.ack_rate) for t in f.by_node],
                         ("按时送达", "已转达"))
     chart2 = charts.bars("采集完成率", [(t.name, t.completeness, None) for t in f.by_node])
+    chart3 = charts.bars("事件响应率 / 满意率", [(c.name, c.response_rate, c.satisfaction_rate)
+                                          for c in r.cases.by_node], ("响应", "满意"))
     main = (filters + f'<p class="meta">{e(f.node.name)} · {e(start)} 至 {e(end)} · '
             f"统计通知 {f.notices} 条</p>"
-            f'<section class="card"><h2>按辖区</h2>{chart}{chart2}'
-            + table(NODE_HEAD, node_rows(f), tid="by-node") + "</section>"
-            '<section class="card"><h2>按人员（网格员）</h2>'
+            f'<section class="card"><h2>按辖区</h2>{chart}{chart2}{chart3}'
+            + table(NODE_HEAD, node_rows(r), tid="by-node") + "</section>"
+            '<section class="card"><h2>按人员（民警·事件）</h2>'
+            + table(OFFICER_HEAD, officer_rows(r), tid="by-officer") + "</section>"
+            '<section class="card"><h2>按人员（网格员·通知）</h2>'
             + table(PERSON_HEAD, person_rows(f), tid="by-person") + "</section>")
     return respond(shell("考核", main, who=viewer.label, csrf=viewer.csrf, active="assess",
                          nav=viewer.nav))
 
 
 async def xlsx(request: web.Request, viewer: Viewer) -> web.StreamResponse:
-    f, start, end = await compute(request, viewer)
+    r = await compute(request, viewer)
+    f, start, end = r.figures, r.start, r.end
     book = Workbook()
-    _sheet(book.active, "按辖区", NODE_HEAD, node_rows(f))
-    _sheet(book.create_sheet(), "按人员", PERSON_HEAD, person_rows(f))
+    _sheet(book.active, "按辖区", NODE_HEAD, node_rows(r))
+    _sheet(book.create_sheet(), "按民警", OFFICER_HEAD, officer_rows(r))
+    _sheet(book.create_sheet(), "按网格员", PERSON_HEAD, person_rows(f))
     out = io.BytesIO()
     book.save(out)
     await viewer.deps.audit.record(viewer.userid, "console.export", "ok", target=f.node.code,

@@ -10,7 +10,8 @@ from aiohttp import web
 
 from bot import appkeys
 from broadcasts.keys import BroadcastKeys
-from console import assess, audit, auth, collect, coverage, notices, overview
+from cases.deps import CasesDeps
+from console import assess, audit, auth, cases, collect, coverage, notices, overview
 from console.deps import ConsoleDeps
 from console.guard import deps_key
 from console.live import LiveHub
@@ -27,6 +28,7 @@ def setup(app: web.Application) -> None:
     collect.add_routes(app)
     audit.add_routes(app)
     assess.add_routes(app)
+    cases.add_routes(app)
     app.router.add_get("/console", _to_console)
     app.router.add_static("/console/static/", STATIC, append_version=False)
 
@@ -38,6 +40,9 @@ async def _to_console(request: web.Request) -> web.StreamResponse:
 async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     deps = ConsoleDeps.from_app(app)
     app[deps_key] = deps
+    app[cases.cases_key] = CasesDeps.build(
+        app[appkeys.redis], app[appkeys.keys], app[appkeys.clock], app[appkeys.settings],
+        app[appkeys.registry], app[appkeys.audit], app[appkeys.wecom])
     pattern = BroadcastKeys(app[appkeys.keys]).live("*")
 
     async def render(nid: int) -> dict[str, object] | None:

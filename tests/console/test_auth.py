@@ -90,7 +90,8 @@ async def test_no_page_or_api_without_a_session(make_console: Make) -> None:
     async with await console.client() as s:
         for path in ("/console/", "/console/notices", "/console/notices/1",
                      "/console/notices/1/live", "/console/coverage", "/console/collect",
-                     "/console/assess", "/console/assess.xlsx",
+                     "/console/cases", "/console/cases/E1", "/console/assess",
+                     "/console/assess.xlsx",
                      "/console/audit", "/console/node/141130"):
             async with s.get(console.base + path, allow_redirects=False) as r:
                 assert r.status == 401, path
