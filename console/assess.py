@@ -74,9 +74,9 @@ async def compute(request: web.Request, viewer: Viewer) -> Report:
     return Report(figures, found, start, end)
 
 
-def node_rows(r: Report) -> list[tuple[str, ...]]:
+def node_rows(r: Report) -> list[Sequence[str]]:
     by_key = {row.key: row for row in r.cases.by_node}
-    out = []
+    out: list[Sequence[str]] = []
     for t in r.figures.by_node:
         c = by_key.get(t.key)
         case_cells = ((str(c.cases), pct(c.response_rate), pct(c.on_time_close_rate),
