@@ -93,7 +93,7 @@ async def review(request: web.Request, viewer: Viewer) -> web.StreamResponse:
                                   approve, str(data.get("reason", ""))[:200],
                                   source_of(request))
     if result.outcome is Outcome.STORED and result.record is not None:
-        return await page(request, viewer, f"{result.record.id} 已{result.record.state.label}")
+        return await page(request, viewer, f"{result.record.id}：{result.record.state.label}")
     text = result.message or "；".join(i.message for i in result.issues)
     return await page(request, viewer, text, 403 if result.outcome is Outcome.FORBIDDEN else 400)
 

@@ -109,7 +109,7 @@ def tree_html(branch: Branch, depth: int = 0) -> str:
         inner = tree_html(child, depth + 1)
         groups = "".join(f'<li class="g">{e(name)} <small>{e(state)}</small></li>'
                          for _, name, state in sorted(child.groups)[:MAX_CHILDREN])
-        opened = " open" if depth < 1 else ""
+        opened = " open" if depth < 2 else ""
         out.append(f'<details{opened} data-code="{e(child.code)}"><summary class="{cls}">'
                    f'{e(child.name)} <b>{child.delivered}/{child.total}</b></summary>'
                    f'{inner}{"<ul>" + groups + "</ul>" if groups else ""}</details>')

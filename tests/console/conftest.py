@@ -5,6 +5,7 @@ build_app, so /console/ is wired exactly as in `gridbot serve`) on a loopback po
 from __future__ import annotations
 
 import re
+import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,11 @@ from aiohttp import web
 from bot.cli.serve import build_app
 from registry.models import Person, Role
 from tests.broadcasts.conftest import COUNTY_OFFICER, Env, make_env  # noqa: F401
+from tests.conftest import browser_required
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync"]
 
 COUNTY, OTHER_COUNTY = "141130", "141129"
 TWO_COUNTIES = {"seed": 11, "counties": (COUNTY, OTHER_COUNTY), "total_groups": 320,
@@ -70,8 +76,12 @@ async def make_console(make_env: Callable[..., Awaitable[Env]]  # noqa: F811
                        ) -> AsyncIterator[Callable[..., Awaitable[Console]]]:
     made: list[web.AppRunner] = []
 
-    async def build(speed: float = 20.0, **sim: Any) -> Console:
-        env = await make_env(speed=speed, city=TWO_COUNTIES, **sim)
+    async def build(speed: float = 20.0, env: dict[str, str] | None = None,
+                    **sim: Any) -> Console:
+        made_env = await make_env(speed=speed, city=TWO_COUNTIES, env=env, **sim)
+        return await _console(made_env)
+
+    async def _console(env: Env) -> Console:
         sim_base = env.api_url.removesuffix("/cgi-bin/")
         other = Person(OTHER_OFFICER, "周警官", Role.OFFICER, (OTHER_COUNTY,))
         await env.rt.registry.upsert_person(other)
@@ -93,3 +103,22 @@ async def make_console(make_env: Callable[..., Awaitable[Env]]  # noqa: F811
     yield build
     for runner in made:
         await runner.cleanup()
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Any]:
+    """Debian's Chromium driven by Playwright (as tests/collect/test_browser.py)."""
+    if not shutil.which(CHROMIUM):
+        reason = (f"浏览器测试未运行：找不到 {CHROMIUM}（apt-get install -y chromium）；"
+                  "设置 GRIDBOT_REQUIRE_BROWSER 时此项为失败")
+        if browser_required():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as pw:
+        launched = await pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            await launched.close()
