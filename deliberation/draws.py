@@ -25,7 +25,7 @@ from deliberation.deps import DelibDeps
 from deliberation.models import Electorate, Matter
 from deliberation.service import MatterService, Refused, Reply
 
-MAX_PARTICIPANTS, MAX_ITEMS, MAX_LABEL = 2000, 2000, 40
+MAX_PARTICIPANTS, MAX_ITEMS, MAX_LABEL = 2000, 2000, 60
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 

@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from collect.address import AddressParts
 from collect.deps import CollectDeps
 from collect.models import Record, RecordKind
 from deliberation.models import Electorate, Voter
@@ -62,8 +63,11 @@ async def _grids(deps: CollectDeps, nodes: set[str]) -> dict[str, str]:
 
 
 async def _addresses(deps: CollectDeps, ids: Sequence[str]) -> dict[str, str]:
+    """Address id → its elements below the village (振兴路18号3栋2单元501室)."""
     records = await deps.store.get_many(list(ids))
-    return {r.id: r.fields.get("address") or r.fields.get("address_full", "") for r in records}
+    names = ("street", "door", "building", "unit", "floor", "room")
+    return {r.id: AddressParts(**{n: r.fields.get(n, "") for n in names}).display()
+            or r.fields.get("address_full", "") for r in records}
 
 
 def _name(record: Record) -> str:

@@ -32,6 +32,7 @@ from bot.log import setup_logging
 from bot.redis import free_port, redis_url_for
 from bot.settings import Settings, load_settings
 from cases.demo import case_steps
+from deliberation import demo as delib_demo
 from registry.models import Person
 
 
@@ -91,6 +92,8 @@ STEPS: list[Step] = [
     Step("送达进度：群主在手机上确认，机器人提醒、逐级催办", demo_more.step_follow_progress),
     Step("网格员采集实有人口（一标三实），回复脱敏", demo_more.step_collect_person),
     *case_steps(),
+    Step("说事议事：民警发起议题，每户凭专用链接投票，结束公布结果", delib_demo.step_matter),
+    Step("抓阄：名单与种子哈希先公示，开抽后任何人可重新计算", delib_demo.step_draw),
 ]
 
 
