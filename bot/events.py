@@ -102,11 +102,13 @@ class KfNotice(Event):
     kind: ClassVar[str] = "kf_msg_or_event"
     token: str = ""
     open_kfid: str = ""
+    attempt: int = 0  # > 0: bot.kf put it back after WeCom failed to answer sync_msg
 
     @property
     def dedupe_key(self) -> str:
         # WeCom's retries of one callback carry the same Token; two callbacks never do
-        return f"{self.kind}:{self.open_kfid}:{self.token or self.create_time}"
+        key = f"{self.kind}:{self.open_kfid}:{self.token or self.create_time}"
+        return f"{key}:retry{self.attempt}" if self.attempt else key
 
 
 @dataclass(frozen=True, slots=True)

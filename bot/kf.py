@@ -17,6 +17,11 @@ Exactly once, with several processes and crashes:
   cursor) dispatches nothing twice. The done marker outlives sync_msg's 3-day retention.
 - The cursor is stored only after every message of the page is done, and only while the lease
   is still ours (fenced by the lease value).
+- WeCom away: sync_msg is retried (kf.retry_delays); if it still fails for a passing reason,
+  the lease is dropped and the notice goes back into the inbox as a new entry (attempt + 1,
+  up to MAX_ATTEMPTS), so the pull is tried again by whichever process reads it — also after
+  a restart. A permanent error (permissions, a deleted account) is logged; the messages wait
+  in WeCom (3 days) for the next callback.
 A handler interrupted by a crash mid-dispatch runs again after the take-over (as with the
 inbox); it sees the same `ctx.source` ("kf:<msgid>") to make its own effect idempotent.
 
@@ -41,7 +46,7 @@ from redis.exceptions import RedisError
 
 from bot.context import Context
 from bot.events import KfMessage, KfNotice
-from bot.inbox import STREAM_MAXLEN
+from bot.inbox import STREAM_MAXLEN, Inbox
 from bot.keys import Keys
 from bot.masking import scrub
 from bot.router import Router, dispatch
@@ -59,6 +64,7 @@ router = Router(name=__name__)
 
 INVALID_TOKEN = 95007  # the callback's Token expired (10 min): pull without it
 POLL_SECONDS = 0.1
+MAX_ATTEMPTS = 100  # notices put back while WeCom does not answer (~1 h at the defaults)
 
 # KEYS: lease, again. ARGV: owner, lease ms, token, token ms → 1 when the lease is ours
 _ACQUIRE = """
@@ -78,6 +84,11 @@ if again then
 end
 redis.call('DEL', KEYS[1])
 return ''
+"""
+# KEYS: lease. ARGV: owner
+_DROP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
 """
 # KEYS: lease. ARGV: owner, lease ms
 _RENEW = """
@@ -125,7 +136,7 @@ class KfIntake:
         self._lease_ms = max(1, int(settings.lease_seconds * 1000))
         self._gate = asyncio.Semaphore(settings.concurrency)
         self._scripts = {name: redis.register_script(body) for name, body in (
-            ("acquire", _ACQUIRE), ("release", _RELEASE), ("renew", _RENEW),
+            ("acquire", _ACQUIRE), ("release", _RELEASE), ("renew", _RENEW), ("drop", _DROP),
             ("cursor", _STORE_CURSOR), ("claim", _CLAIM), ("done", _DONE))}
 
     async def _script(self, name: str, keys: list[str], *args: str | int) -> Any:
@@ -161,6 +172,11 @@ class KfIntake:
                 except LeaseLost:
                     log.warning("微信客服账号 %s 的拉取已被其他进程接管", open_kfid)
                     return
+                except BaseException:
+                    # let the next notice in at once rather than after the lease runs out
+                    with contextlib.suppress(RedisError):
+                        await self._script("drop", [keys[0]], self.owner)
+                    raise
                 again = await self._script("release", keys, self.owner, self._lease_ms)
                 if not again:  # released ("") or no longer ours (None)
                     return
@@ -287,4 +303,13 @@ def routers_of(ctx: Context) -> tuple[Router, ...]:
 async def on_kf_notice(event: KfNotice, ctx: Context) -> None:
     """kf_msg_or_event: pull the account's new messages and hand each to the routers."""
     intake = KfIntake(ctx.redis, ctx.keys, ctx.wecom, ctx.settings.kf, routers_of(ctx), ctx)
-    await intake.on_notice(event.open_kfid, event.token)
+    try:
+        await intake.on_notice(event.open_kfid, event.token)
+    except (TransientError, RateLimitedError, AmbiguousError) as error:
+        if event.attempt >= MAX_ATTEMPTS:
+            log.error("微信客服账号 %s 拉取失败 %s 次，放弃；下次回调时再拉取: %s",
+                      event.open_kfid, event.attempt + 1, error)
+            return
+        log.warning("微信客服账号 %s 拉取失败，稍后重试: %s", event.open_kfid, error)
+        inbox = Inbox(ctx.redis, ctx.keys, ctx.clock, ctx.settings.callback)
+        await inbox.put(dataclasses.replace(event, attempt=event.attempt + 1))

@@ -22,7 +22,7 @@ from bot.keys import Keys
 from bot.redis import free_port
 from bot.router import Router
 from bot.settings import Settings
-from bot.wecom.simulator import SimConfig, WeComSimulator
+from bot.wecom.simulator import FaultConfig, SimConfig, WeComSimulator
 from tests.bot.support import wait_until
 
 SEEN = "test:kf:seen"  # msgids only: what a resident said never goes to Redis in clear
@@ -50,7 +50,8 @@ async def seen(redis: aioredis.Redis) -> list[str]:
 class World:
     """The simulator with one kf account and a link, and the bot wired to it on loopback."""
 
-    def __init__(self, aiohttp_server: ServerFactory, make_settings: Callable[..., Settings]):
+    def __init__(self, aiohttp_server: ServerFactory, make_settings: Callable[..., Settings],
+                 **env: str):
         self._server = aiohttp_server
         sim_port, self.bot_port = free_port(), free_port()
         self.sim_port = sim_port
@@ -58,7 +59,7 @@ class World:
             "GRIDBOT_WECOM__API_BASE_URL": f"http://127.0.0.1:{sim_port}/cgi-bin/",
             "GRIDBOT_SERVER__PORT": str(self.bot_port),
             "GRIDBOT_KF__LEASE_SECONDS": "1.0",
-            "GRIDBOT_CALLBACK__CLAIM_IDLE_SECONDS": "0.3"})
+            "GRIDBOT_CALLBACK__CLAIM_IDLE_SECONDS": "0.3", **env})
         self.sim = WeComSimulator(SimConfig.from_settings(
             self.settings, REAL_TIME,
             callback_url=f"http://127.0.0.1:{self.bot_port}{self.settings.callback.path}"))
@@ -169,3 +170,42 @@ async def test_notices_racing_for_one_account_lose_nothing_and_repeat_nothing(
     assert len(counts) == expected and set(counts.values()) == {1}
     assert {p.msgid for p in posts} <= set(counts)
     assert await redis.get(keys.kf_account(world.open_kfid, "lease")) is None
+
+
+async def test_wecom_away_then_back_and_an_expired_token_lose_nothing(
+    aiohttp_server: ServerFactory, make_settings: Callable[..., Settings],
+    redis: aioredis.Redis, keys: Keys,
+) -> None:
+    world = World(aiohttp_server, make_settings, GRIDBOT_KF__RETRY_DELAYS="[0.1, 0.1]")
+    app = await world.start([kf_intake.router, recorder()])
+    sim = world.sim
+    await sim.kf_resident_enter(world.link, "wmA", deliver=False)
+    sim.set_faults(FaultConfig(rate=1.0, weights={"5xx": 1.0}, apis=frozenset({"kf/sync_msg"})))
+    first = await sim.kf_resident_says("wmA", "有人在楼下吵架")
+    assert first.result is not None and first.result.ok  # acknowledged; the pull fails
+
+    async def retried() -> bool:
+        records = await handled_records(redis, keys)
+        return sum(":retry" in r.key for r in records) >= 2
+
+    await wait_until(retried, timeout=10, what="the notice put back while WeCom is away")
+    assert await seen(redis) == []
+    sim.set_faults()  # WeCom is back
+
+    async def both() -> bool:
+        return len(await seen(redis)) == 2
+
+    await wait_until(both, timeout=10, what="the messages once WeCom answers again")
+    # a callback handled after its Token expired (10 minutes) pulls without it
+    later = await sim.kf_resident_says("wmA", "已经打起来了", deliver=False)
+    token = kf_intake_token(later)
+    sim.state.kf.tokens[token] = (world.open_kfid, sim.clock.now() - 1)
+    assert (await sim.deliver(later.callback)).ok
+
+    async def three() -> bool:
+        return len(await seen(redis)) == 3
+
+    await wait_until(three, timeout=10, what="the message behind the expired Token")
+    await app_quiet(app)
+    assert Counter(await seen(redis)).most_common(1)[0][1] == 1
+    assert sim.errors_answered(95007, "kf/sync_msg") == 1
