@@ -12,16 +12,18 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp import web
 
+from bot import appkeys
 from bot import kf as kf_intake
 from bot.app import create_app, make_context
 from bot.clock import REAL_TIME
 from bot.context import Context
-from bot.events import KfMessage
+from bot.events import KfMessage, KfNotice
 from bot.inbox import handled_records
 from bot.keys import Keys
 from bot.redis import free_port
 from bot.router import Router
 from bot.settings import Settings
+from bot.wecom.parse import parse_event
 from bot.wecom.simulator import FaultConfig, SimConfig, WeComSimulator
 from tests.bot.support import wait_until
 
@@ -130,17 +132,12 @@ async def test_callback_three_times_and_a_page_read_twice_dispatch_each_message_
 
 
 def kf_intake_token(posted: Any) -> str:
-    from bot.events import KfNotice
-    from bot.wecom.parse import parse_event
-
     notice = parse_event(posted.callback.plaintext)
     assert isinstance(notice, KfNotice)
     return notice.token
 
 
 async def app_quiet(app: web.Application) -> None:
-    from bot import appkeys
-
     await app[appkeys.consumer].drain(10.0)
 
 
