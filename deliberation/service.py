@@ -237,6 +237,44 @@ class MatterService:
             return Reply(True, texts.result(closed), matter.id, closed.result)
         return await self._audited(actor, "deliberation.close", matter_id, source, run)
 
+    async def extend(self, actor: str, matter_id: str, closes_at: float, *,
+                     source: str = "") -> Reply:
+        """延期: a later closing time (never earlier: ballots already cast keep their rules)."""
+        async def run() -> Reply:
+            matter = await self._matter(matter_id)
+            if not await self._may_manage(actor, matter):
+                raise Refused("只有议题组织者和本村负责民警可以修改议题")
+            if matter.status not in (Status.OPEN, Status.SCHEDULED):
+                raise Refused(f"{matter.id} 当前{matter.status.label}，不能延期")
+            if closes_at <= matter.closes_at:
+                raise Refused(f"截止时间：只能延后（现为{texts.when(matter.closes_at)}）")
+            if closes_at - matter.opens_at > MAX_OPEN_DAYS * 86400:
+                raise Refused(f"截止时间：表决期不超过{MAX_OPEN_DAYS}天")
+            changed = matter.with_(closes_at=closes_at)
+            await self.deps.matters.save_fields(changed, "closes_at")
+            await self.deps.matters.due_add("close", matter.id, closes_at)
+            text = f"议题 {matter.id}「{matter.title}」截止时间延至{texts.when(closes_at)}。"
+            await announce.to_groups(self.deps, changed, "【说事议事】" + text)
+            return Reply(True, text, matter.id)
+        return await self._audited(actor, "deliberation.change", matter_id, source, run)
+
+    async def cancel(self, actor: str, matter_id: str, reason: str, *,
+                     source: str = "") -> Reply:
+        """撤销: the matter ends without a result; ballots cast are never counted or shown."""
+        async def run() -> Reply:
+            matter = await self._matter(matter_id)
+            if not await self._may_manage(actor, matter):
+                raise Refused("只有议题组织者和本村负责民警可以撤销议题")
+            if not 2 <= len(reason.strip()) <= 100:
+                raise Refused("撤销原因：请写2到100个字，如 议题 撤销 YT3 选项有误，重新发起")
+            if not any([await self.deps.matters.transition(matter.id, old, Status.CANCELLED)
+                        for old in (Status.OPEN, Status.SCHEDULED)]):
+                raise Refused(f"{matter.id} 当前{matter.status.label}，不能撤销")
+            text = f"议题 {matter.id}「{matter.title}」已撤销：{reason.strip()}"
+            await announce.to_groups(self.deps, matter, "【说事议事】" + text)
+            return Reply(True, text, matter.id)
+        return await self._audited(actor, "deliberation.cancel", matter_id, source, run)
+
     async def finalise(self, matter_id: str, *, by: str) -> Matter:
         """Count a closed matter, chain its entries and announce the result (idempotent)."""
         matter = await self._matter(matter_id)

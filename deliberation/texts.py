@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 
 from deliberation import rules
-from deliberation.models import Matter, Mode, Rule, Status, Tally
+from deliberation.models import Body, Matter, Mode, Rule, Status, Tally
 
 _BEIJING = dt.timezone(dt.timedelta(hours=8))
+NOTICE_DAYS = 10 * 86400  # 组织法 Art. 21: a 村民会议 is announced ten days ahead
 
 VOTE_ANSWERS = {
     "ok": "投票成功，感谢参与！请保存下面的回执，结果公布后可凭回执核对您的票已被计入。",
@@ -74,12 +75,15 @@ def result(matter: Matter) -> str:
         verdict = "没有选项达到通过所需票数，未通过"
     base = "全体成员" if matter.rule is Rule.TWO_THIRDS else "到会人员"
     how = "举手表决，到会" if tally.mode is Mode.HANDS else "参加"
+    notice = "\n注：自发布至截止不足10日（村民会议依法提前十日通知），结果供参考。" \
+        if matter.body is Body.VILLAGERS and matter.closes_at - matter.created_at < NOTICE_DAYS \
+        else ""
     return (f"议题 {matter.id}「{matter.title}」表决结果：{verdict}。\n"
             f"{how}{tally.present}/{tally.eligible}{matter.electorate.unit}，{quorum}法定人数"
             f"（{rules.quorum_text(matter.body, matter.electorate)}）；"
             f"通过标准：{base}{'三分之二以上' if matter.rule is Rule.TWO_THIRDS else '过半数'}。"
             f"\n{counts}。\n选票记录{tally.entries}条，链头 {tally.head}"
-            "（凭回执可核对自己的票已计入）。")
+            "（凭回执可核对自己的票已计入）。" + notice)
 
 
 def notice_result(matter: Matter) -> str:

@@ -2,6 +2,7 @@
 
     议题（换行）村：…（换行）标题：…       open a matter (officer or appointed organiser)
     议题 进度 YT3 / 议题 结束 YT3           turnout while open, result once closed / close now
+    议题 延期 YT3 2天 / 议题 撤销 YT3 原因   a later closing time / withdraw (audited, announced)
     议题 组织者 <userid> 村：…              the officer appoints an organiser
     议题 回执 <回执>                        check a ballot receipt after the result
     举手表决 YT3 到会 45 同意 40 …          a grid worker records a show of hands
@@ -20,7 +21,13 @@ from bot.router import Router
 from deliberation import texts
 from deliberation.deps import DelibDeps
 from deliberation.draws import DrawService
-from deliberation.grammar import GrammarError, parse_draw, parse_hands, parse_matter
+from deliberation.grammar import (
+    GrammarError,
+    parse_draw,
+    parse_hands,
+    parse_matter,
+    parse_time,
+)
 from deliberation.service import MatterService, Reply
 
 router = Router(name=__name__)
@@ -58,6 +65,18 @@ async def _matter_command(event: TextMessage, ctx: Context) -> Reply | str:
         return await service.status(sender, rest, source=source)
     if word == "结束":
         return await service.close(sender, rest, source=source)
+    if word == "延期":
+        matter_id, _, when = rest.partition(" ")
+        try:
+            matter = await service.deps.matters.get(matter_id.upper())
+            base = matter.closes_at if matter else ctx.clock.now()
+            closes = parse_time(when, ctx.clock.now(), base=base)
+        except GrammarError as error:
+            return str(error)
+        return await service.extend(sender, matter_id, closes, source=source)
+    if word == "撤销":
+        matter_id, _, reason = rest.partition(" ")
+        return await service.cancel(sender, matter_id, reason, source=source)
     if word == "回执":
         return (await service.check_receipt(rest)).message
     if word == "组织者":

@@ -53,6 +53,7 @@ async def test_household_matter_reaches_quorum_and_passes(w: World) -> None:
     result = await w.send("p1", f"议题 结束 {matter}")
     assert "「同意」获通过" in result, result
     assert "参加5/6户，达到法定人数" in result and "同意 4；不同意 1；弃权 0" in result
+    assert "不足10日" in result  # a 3-day poll is flagged: the law asks ten days' notice
     closed = await w.deps.matters.get(matter)
     assert closed is not None and closed.status is Status.CLOSED
     assert closed.result["present"] == 5 and closed.result["counts"] == [4, 1, 0]
@@ -206,3 +207,27 @@ async def test_only_officer_or_appointed_organiser_opens(w: World) -> None:
     assert ("w1", "deliberation.open", "refused") in actions
     assert ("w1", "deliberation.open", "ok") in actions
     assert ("p1", "deliberation.appoint", "ok") in actions
+
+
+async def test_change_and_withdrawal_are_audited_and_announced(w: World) -> None:
+    await six_households(w)
+    matter = await open_matter(w, "截止：1天\n")
+    before = await w.deps.matters.get(matter)
+    assert before is not None
+    assert "只能延后" in await w.send("p1", f"议题 延期 {matter} 2024-01-01 18:00")
+    assert "只有议题组织者" in await w.send("w1", f"议题 延期 {matter} 2天")
+    assert "截止时间延至" in await w.send("p1", f"议题 延期 {matter} 2天")
+    after = await w.deps.matters.get(matter)
+    assert after is not None and after.closes_at == before.closes_at + 2 * 86400
+    links = await all_links(w, matter)
+    assert (await w.vote(links[0], 0))[0] == 200
+    assert "已撤销：选项有误" in await w.send("p1", f"议题 撤销 {matter} 选项有误，重新发起")
+    status, page = await w.vote(links[1], 0)
+    assert status == 410
+    with_result = await w.deps.matters.get(matter)
+    assert with_result is not None and with_result.status is Status.CANCELLED
+    assert not with_result.result  # a withdrawn matter's ballots are never counted
+    actions = [(e.actor, e.action, e.outcome) for e in await w.ctx.audit.entries()]
+    assert ("p1", "deliberation.change", "ok") in actions
+    assert ("w1", "deliberation.change", "refused") in actions
+    assert ("p1", "deliberation.cancel", "ok") in actions
