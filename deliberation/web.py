@@ -102,7 +102,9 @@ async def show_ballot(request: web.Request) -> web.Response:
     except (links.LinkError, Refused) as error:
         return _message("无法投票", str(error), 403)
     refusal = ""
-    if matter.status is not Status.OPEN or service.deps.now() >= matter.closes_at:
+    if matter.status is Status.CANCELLED:
+        refusal, status = "该议题已撤销，不再投票。", 410
+    elif matter.status is not Status.OPEN or service.deps.now() >= matter.closes_at:
         refusal, status = texts.VOTE_ANSWERS["closed"], 410
     elif voted and not matter.allow_change:
         refusal, status = texts.VOTE_ANSWERS["already"], 409
