@@ -38,6 +38,17 @@ class DelibKeys:
         """Chain hashes, written when the matter closes."""
         return self._m(matter, "hashes")
 
+    def who(self, matter: str) -> str:
+        """keyed digest of a household / person record id -> vid (a resident asking in
+        微信客服 gets their own link); never read by anything the organiser sees."""
+        return self._m(matter, "who")
+
+    def kf_seen(self, msgid: str) -> str:
+        return self.keys.k("delib", "kfseen", msgid)
+
+    def kf_tries(self, resident: str) -> str:
+        return self.keys.k("delib", "kftries", resident)
+
     def village(self, village: str) -> str:
         return self.keys.k("delib", "village", village)
 

@@ -43,6 +43,11 @@ def slot(key: bytes, matter: str, vid: str) -> str:
     return hmac.new(key, f"slot\0{matter}\0{vid}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
+def who(key: bytes, matter: str, record_id: str) -> str:
+    """Where the vid of a household (address id) or person (record id) is filed."""
+    return hmac.new(key, f"who\0{matter}\0{record_id}".encode(), hashlib.sha256).hexdigest()[:32]
+
+
 def sheet_token(key: bytes, matter: str, grid: str, userid: str) -> str:
     body = base64.urlsafe_b64encode(f"{grid}\0{userid}".encode()).decode().rstrip("=")
     return f"{body}.{_mac(key, 'sheet', matter, grid, userid)}"

@@ -143,6 +143,7 @@ class Voter:
     vid: str  # random; never shown to the organiser next to a ballot
     label: str  # masked head (or person) name + address
     grid: str  # the grid whose worker passes the link on
+    who: str = ""  # household address id / person record id (only to find a resident's link)
 
     def to_json(self) -> str:
         return json.dumps({"label": self.label, "grid": self.grid}, ensure_ascii=False)

@@ -86,7 +86,8 @@ async def snapshot(deps: CollectDeps, village: str, electorate: Electorate) -> l
             households.setdefault(r.address_id, []).append(r.record)
         chosen = [(_head(members), aid) for aid, members in households.items()]
     return [Voter(secrets.token_hex(8), f"{_name(rec)}（{addresses.get(aid, '')}）",
-                  grids[rec.node]) for rec, aid in chosen]
+                  grids[rec.node], aid if electorate is Electorate.HOUSEHOLDS else rec.id)
+            for rec, aid in chosen]
 
 
 def _head(members: list[Record]) -> Record:

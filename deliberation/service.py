@@ -100,7 +100,8 @@ class MatterService:
             organiser=actor, created_at=now, allow_change=draft.allow_change,
             status=Status.OPEN if opens <= now else Status.SCHEDULED, eligible=len(voters),
             roll_hash=roll.roll_hash(voters))
-        await self.deps.matters.create(matter, voters)
+        who = {links.who(self.deps.link_key, matter.id, v.who): v.vid for v in voters if v.who}
+        await self.deps.matters.create(matter, voters, who)
         if matter.status is Status.SCHEDULED:
             await self.deps.matters.due_add("open", matter.id, opens)
         await self.deps.matters.due_add("close", matter.id, closes)

@@ -75,7 +75,8 @@ class MatterStore:
     async def next_id(self, kind: str, prefix: str) -> str:
         return f"{prefix}{await self.redis.incr(self.keys.seq(kind))}"
 
-    async def create(self, matter: Matter, roll: Sequence[Voter]) -> None:
+    async def create(self, matter: Matter, roll: Sequence[Voter], who: dict[str, str]) -> None:
+        """Matter, roll and the who-map (keyed digest -> vid) in one transaction."""
         k = self.keys
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hset(k.matter(matter.id), mapping=hmapping(matter.to_redis()))
@@ -83,6 +84,9 @@ class MatterStore:
             for start in range(0, len(roll), 500):
                 chunk = roll[start:start + 500]
                 pipe.hset(k.roll(matter.id), mapping={v.vid: v.to_json() for v in chunk})
+            items = list(who.items())
+            for start in range(0, len(items), 500):
+                pipe.hset(k.who(matter.id), mapping=dict(items[start:start + 500]))
             await pipe.execute()
         await self.redis.zadd(k.village(matter.village), {matter.id: matter.created_at})
 
@@ -98,6 +102,10 @@ class MatterStore:
     async def transition(self, matter_id: str, old: Status, new: Status) -> bool:
         return bool(await self._transition(keys=[self.keys.matter(matter_id)],
                                            args=[old.value, new.value]))
+
+    async def vid_of(self, matter_id: str, who_digest: str) -> str | None:
+        raw = await self.redis.hget(self.keys.who(matter_id), who_digest)
+        return text(raw) if raw else None
 
     async def voter(self, matter_id: str, vid: str) -> Voter | None:
         raw = await self.redis.hget(self.keys.roll(matter_id), vid)

@@ -8,6 +8,7 @@
     举手表决 YT3 到会 45 同意 40 …          a grid worker records a show of hands
     抓阄（换行）村：…（换行）标题：…（换行）物品：1-28号地块   fix and publish a draw
     抓阄 揭示 / 公开值 / 开抽 ZJ2 …         reveal a commitment, enter the public value, draw
+    微信客服: 表决 <身份证后6位> <手机后4位>  a resident gets their own link (deliberation.kf)
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from __future__ import annotations
 import re
 
 from bot.context import Context
-from bot.events import TextMessage
+from bot.events import KfMessage, TextMessage
 from bot.filters import Command
 from bot.router import Router
-from deliberation import texts
+from cases.deps import CasesDeps
+from deliberation import kf, texts
 from deliberation.deps import DelibDeps
 from deliberation.draws import DrawService
 from deliberation.grammar import (
@@ -136,3 +138,9 @@ async def _draw_command(event: TextMessage, ctx: Context) -> Reply | str:
     except GrammarError as error:
         return str(error)
     return await service.create(sender, draft, source=source)
+
+
+@router.on(KfMessage, kf.asks_for_link)
+async def on_resident_asks(event: KfMessage, ctx: Context) -> None:
+    """A resident in 微信客服: 表决 … (before cases, which would make it a case)."""
+    await kf.answer(_deps(ctx), CasesDeps.from_context(ctx), event)

@@ -28,6 +28,7 @@ from bot.wecom.client import WeComClient
 from bot.wecom.simulator import LatencyConfig, SimConfig, WeComSimulator
 from collect.deps import CollectDeps
 from deliberation.deps import DelibDeps
+from handlers import cases as cases_handlers
 from handlers import deliberation as delib_handlers
 from handlers import fallback, help
 from registry.models import DeliveryKind, Group, Level, Node, Person, Role
@@ -109,6 +110,7 @@ async def sim(aiohttp_server: AiohttpServer, settings: Settings
 
 
 ROUTERS: tuple[Router, ...] = (delib_handlers.router, help.router, fallback.router)
+KF_ROUTERS: tuple[Router, ...] = (delib_handlers.router, cases_handlers.router, fallback.router)
 
 
 @dataclass
@@ -120,6 +122,7 @@ class World:
     http: aiohttp.ClientSession
     base: str  # the pages' server
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    kf_cursor: str = ""
 
     @property
     def deps(self) -> DelibDeps:
@@ -135,6 +138,20 @@ class World:
                             content=text, msg_id=f"m{next(self.ids)}")
         assert await dispatch(ROUTERS, event, replace(self.ctx, source=event.dedupe_key))
         return "\n".join(d.content for d in self.sim.app_messages_to(userid)[before:])
+
+    async def kf(self, resident: str, said: str = "", *, enter: str = "") -> str:
+        """A resident enters by a node's 客服 link or says `said`; the bot pulls sync_msg as
+        the intake does, dispatches each message, and we return what it sent back."""
+        before = len(self.sim.kf_messages_to(resident))
+        if enter:
+            await self.sim.kf_resident_enter(enter, resident, deliver=False)
+        else:
+            await self.sim.kf_resident_says(resident, said, deliver=False)
+        page = await self.ctx.wecom.kf_sync_msg(cursor=self.kf_cursor)
+        self.kf_cursor = page.next_cursor or self.kf_cursor
+        for event in page.items:
+            await dispatch(KF_ROUTERS, event, replace(self.ctx, source=event.dedupe_key))
+        return "\n".join(m.content for m in self.sim.kf_messages_to(resident)[before:])
 
     def local(self, url: str) -> str:
         """A link as sent (public base URL) pointed at the test server."""
