@@ -14,6 +14,8 @@
                  value / run; lottery.py the deterministic HMAC-SHA256 Fisher–Yates draw
     announce.py  notices in the village's groups (broadcasts, as the officer's notice) and
                  the link sheets to grid workers
+    kf.py        微信客服: a resident sends 表决 + the tails of their ID and phone numbers and
+                 gets their household's (or own) link in the same conversation
     texts.py     what people read; grammar.py the chat command grammar
     jobs.py      the due-time job: opens and closes matters when due (any process, once)
     web.py       /vote/<matter>/<token> page, /vote/<matter>/sheet/<token> (grid worker),
