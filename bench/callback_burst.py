@@ -7,6 +7,9 @@ count against the bot. Every request is a distinct, correctly signed text callba
     .venv/bin/python bench/callback_burst.py --n 500 --concurrency 500
 
 Prints ack latency p50/p99/max, ack throughput, and how long the consumer took to handle all.
+`--appendfsync always,everysec` runs the burst once per AOF fsync policy of the embedded
+server (a fresh server each) and prints the comparison: the cost of "acknowledged to WeCom
+means on disk" (redis.appendfsync = "always").
 """
 
 from __future__ import annotations
@@ -190,11 +193,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="回调突发压测")
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=500)
+    parser.add_argument("--appendfsync", default="everysec",
+                        help="内置 Redis 的 AOF 刷盘策略；逗号分隔可比较，如 always,everysec")
     args = parser.parse_args()
     setup_logging("WARNING")
-    with tempfile.TemporaryDirectory(prefix="gridbot-bench-") as tmp, \
-            redis_url_for("", Path(tmp) / "redis") as url:
-        asyncio.run(run_bench(args.n, args.concurrency, url))
+    for policy in args.appendfsync.split(","):
+        print(f"== appendfsync {policy} ==")
+        with tempfile.TemporaryDirectory(prefix="gridbot-bench-") as tmp, \
+                redis_url_for("", Path(tmp) / "redis", appendfsync=policy) as url:
+            asyncio.run(run_bench(args.n, args.concurrency, url))
 
 
 if __name__ == "__main__":

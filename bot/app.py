@@ -21,6 +21,7 @@ from bot.audit import AuditLog
 from bot.callback import healthz, receive, verify_url
 from bot.clock import Clock, make_clock
 from bot.context import Context
+from bot.health import Health
 from bot.inbox import Inbox, InboxConsumer
 from bot.keys import Keys
 from bot.redis import connect
@@ -46,6 +47,7 @@ def create_app(settings: Settings, routers: Sequence[Router], *, clock: Clock | 
     app[appkeys.settings] = settings
     app[appkeys.clock] = clock or make_clock(settings.clock.speed, settings.clock.origin)
     app[appkeys.keys] = Keys(settings.redis.prefix)
+    app[appkeys.health] = Health(settings.redis.give_up_seconds)
     app[appkeys.routers] = tuple(routers)
     wecom = settings.wecom
     app[appkeys.crypto] = WeComCrypto(wecom.token.get_secret_value(),
@@ -137,6 +139,7 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     consumer = InboxConsumer(
         app[appkeys.redis], app[appkeys.keys], app[appkeys.clock],
         app[appkeys.settings].callback, routers, lambda source: make_context(app, source),
+        health=app[appkeys.health].loop("inbox"),
     )
     app[appkeys.consumer] = consumer
     consumer.start()
@@ -147,7 +150,8 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
 async def scheduler_ctx(app: web.Application) -> AsyncIterator[None]:
     """The shared scheduler (see bot.scheduler)."""
     scheduler = Scheduler(app[appkeys.settings].redis.url, app[appkeys.keys],
-                          app[appkeys.clock], app=app)
+                          app[appkeys.clock], app=app,
+                          health=app[appkeys.health].loop("scheduler"))
     app[appkeys.scheduler] = scheduler
     scheduler.start()
     yield

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from bot.audit import AuditLog
 from bot.clock import Clock
+from bot.health import Health
 from bot.keys import Keys
 from bot.settings import Settings
 from bot.wecom.client import WeComClient
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
 settings = web.AppKey("settings", Settings)
 clock = web.AppKey("clock", Clock)
 keys = web.AppKey("keys", Keys)
+health = web.AppKey("health", Health)
 routers: web.AppKey[tuple[Router, ...]] = web.AppKey("routers")
 crypto = web.AppKey("crypto", WeComCrypto)
 redis = web.AppKey("redis", aioredis.Redis)

@@ -38,6 +38,7 @@ from bot.batching import ScriptBatcher
 from bot.clock import Clock
 from bot.context import Context
 from bot.events import Event, event_from_json
+from bot.health import LoopHealth
 from bot.keys import Keys
 from bot.masking import scrub
 from bot.router import Router, dispatch
@@ -116,8 +117,10 @@ class InboxConsumer:
 
     def __init__(self, redis: aioredis.Redis, keys: Keys, clock: Clock,
                  settings: CallbackSettings, routers: Sequence[Router],
-                 make_context: ContextFactory, *, name: str = "") -> None:
+                 make_context: ContextFactory, *, name: str = "",
+                 health: LoopHealth | None = None) -> None:
         self.name = name or consumer_name()
+        self.health = health or LoopHealth("inbox", 300.0)
         self._redis = redis
         self._keys = keys
         self._routers = tuple(routers)
@@ -140,9 +143,19 @@ class InboxConsumer:
     def start(self) -> None:
         """Run the consume loop in a background task (stop() ends it)."""
         self._loop = asyncio.create_task(self.run(), name=f"inbox-consumer {self.name}")
+        self._loop.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or self._stopping.is_set():
+            self.health.stopped()
+            return
+        error = task.exception()
+        log.error("收件箱消费循环意外结束: %s", type(error).__name__ if error else "无错误")
+        self.health.gave_up()
 
     async def run(self) -> None:
         """Consume until stop(): a reader and a keeper (heartbeat, take-over) side by side."""
+        self.health.started()
         await self._guarded(self.ensure_group)
         await asyncio.gather(self._read_loop(), self._keep_loop())
 
@@ -181,15 +194,19 @@ class InboxConsumer:
             await asyncio.sleep(interval)
 
     async def _guarded(self, step: Callable[[], Awaitable[None]]) -> None:
-        """Run one step; Redis errors are logged and retried, never fatal."""
+        """Run one step; Redis errors are logged and retried with backoff (Redis restarting
+        is a passing fault) until the loop has failed for give_up_seconds."""
         try:
             await step()
+            self.health.ok()
         except RedisError as error:
-            if "NOGROUP" in str(error):  # the stream was deleted (FLUSHDB, manual cleanup)
-                await self.ensure_group()
-                return
+            # NOGROUP: the stream was deleted (FLUSHDB, or a restart that lost it)
+            with contextlib.suppress(RedisError):
+                if "NOGROUP" in str(error):
+                    await self.ensure_group()
+                    return
             log.warning("收件箱读写失败，稍后重试: %s", type(error).__name__)
-            await asyncio.sleep(1.0)
+            await self.health.backoff(error)
 
     def _room(self) -> int:
         return self._capacity - len(self._inflight)

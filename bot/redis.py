@@ -244,7 +244,8 @@ def busy_message(data_dir: Path, running: Running) -> str:
 
 
 @contextlib.contextmanager
-def redis_url_for(url: str, data_dir: Path, *, role: str = "cli") -> Iterator[str]:
+def redis_url_for(url: str, data_dir: Path, *, role: str = "cli",
+                  appendfsync: str = "everysec") -> Iterator[str]:
     """Yield `url`; when it is empty, the embedded server of `data_dir`: the one another
     gridbot process already runs there, else one started (and locked) for the block.
 
@@ -270,7 +271,7 @@ def redis_url_for(url: str, data_dir: Path, *, role: str = "cli") -> Iterator[st
         previous = read_running(data_dir)
         if previous is not None:
             _wait_gone(previous.server_pid)
-        server = EmbeddedRedis(data_dir)
+        server = EmbeddedRedis(data_dir, appendfsync=appendfsync)
         server.start()
         try:
             pid = server.process.pid if server.process else 0

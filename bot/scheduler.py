@@ -50,8 +50,11 @@ from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from apscheduler.util import datetime_to_utc_timestamp
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from bot.clock import Clock
+from bot.health import LoopGaveUpError, LoopHealth
 from bot.keys import Keys
 from bot.redis import connect_sync, is_cluster_url
 
@@ -93,11 +96,15 @@ def current_app() -> web.Application:
 class ClaimingRedisJobStore(RedisJobStore):  # type: ignore[misc]  # apscheduler is untyped
     """RedisJobStore whose due jobs are only the runs this process claimed."""
 
-    def __init__(self, url: str, keys: Keys) -> None:
+    def __init__(self, url: str, keys: Keys, health: LoopHealth) -> None:
         super().__init__(jobs_key=keys.scheduler_jobs(), run_times_key=keys.scheduler_runs())
-        self.redis = connect_sync(url, socket_timeout=5, socket_connect_timeout=5)
+        # no retries inside a call: this client is synchronous, and retrying while Redis is
+        # away would block the event loop; the scheduler tries again on its next wake-up
+        quick: dict[str, Any] = {} if is_cluster_url(url) else {"retry": Retry(NoBackoff(), 0)}
+        self.redis = connect_sync(url, socket_timeout=5, socket_connect_timeout=2, **quick)
         self._keys = keys
         self._owner = secrets.token_hex(6)
+        self.health = health
         if not is_cluster_url(url):
             self._move_legacy_keys()
 
@@ -114,8 +121,17 @@ class ClaimingRedisJobStore(RedisJobStore):  # type: ignore[misc]  # apscheduler
 
     def get_due_jobs(self, now: datetime) -> list[Any]:
         """Due jobs whose current run this process claimed first."""
-        due = super().get_due_jobs(now)
-        return [job for job in due if self._claim(job, now)]
+        try:
+            due = super().get_due_jobs(now)
+            claimed = [job for job in due if self._claim(job, now)]
+        except redis.RedisError as error:
+            try:
+                self.health.failing(error)
+            except LoopGaveUpError:
+                log.error("定时任务调度器无法恢复：%s", type(error).__name__)
+            raise  # APScheduler logs it and tries again after jobstore_retry_interval
+        self.health.ok()
+        return claimed
 
     def _claim(self, job: Any, now: datetime) -> bool:
         run_at = datetime_to_utc_timestamp(job.next_run_time)
@@ -189,10 +205,12 @@ class Scheduler:
     """Add, replace and remove jobs shared by all processes; see the module docstring."""
 
     def __init__(self, redis_url: str, keys: Keys, clock: Clock, *,
-                 app: web.Application | None = None) -> None:
+                 app: web.Application | None = None, health: LoopHealth | None = None) -> None:
         self._clock = clock
-        self.store = ClaimingRedisJobStore(redis_url, keys)
+        self.health = health or LoopHealth("scheduler", 300.0)
+        self.store = ClaimingRedisJobStore(redis_url, keys, self.health)
         self._impl = _PollingScheduler(
+            jobstore_retry_interval=WAKE_MAX_SECONDS,
             jobstores={"default": self.store},
             executors={"default": _JobExecutor(JobContext(self, app))},
             job_defaults={"coalesce": True, "misfire_grace_time": None, "max_instances": 1},
@@ -203,9 +221,12 @@ class Scheduler:
         """Start; call inside the running event loop. Jobs added before start() stay in this
         process's memory until then, so add-only processes (CLI) start with paused=True."""
         self._impl.start(paused=paused)
+        if not paused:
+            self.health.started()
 
     def shutdown(self) -> None:
         """Stop firing jobs (running jobs are cancelled); the stored jobs stay."""
+        self.health.stopped()
         if self._impl.running:
             self._impl.shutdown(wait=False)
 

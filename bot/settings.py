@@ -81,6 +81,13 @@ class RedisSettings(BaseModel):
     cluster: bool = False  # url names one node of a Redis Cluster (same as redis+cluster://)
     data_dir: Path = Path("data/redis")
     prefix: str = Field("gridbot", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    # the embedded server's AOF fsync policy: "always" makes every write acknowledged to WeCom
+    # (200 on a callback) survive a power loss too; "everysec" may lose the last second then
+    # (a killed redis-server loses nothing: its writes are in the OS already)
+    appendfsync: Literal["always", "everysec", "no"] = "always"
+    # a long-running loop that cannot reach Redis for this long (real seconds) ends the
+    # process with a non-zero exit, for its supervisor to restart it
+    give_up_seconds: float = Field(300.0, gt=0)
 
     @model_validator(mode="after")
     def _cluster_url(self) -> RedisSettings:
@@ -135,6 +142,8 @@ class BroadcastSettings(BaseModel):
     poll_budget_share: float = Field(0.4, gt=0, le=1)  # share of an API's minute ceiling
     worker_concurrency: int = Field(48, ge=1, le=1024)
     claim_idle_seconds: float = Field(5.0, gt=0)  # a dead worker's jobs are taken over after this
+    # how often a sending notice looks for pairs a restart left behind (broadcasts/sweep.py)
+    sweep_interval_seconds: float = Field(60.0, gt=0)
     embedded_worker: bool = True  # `gridbot serve` also delivers; add `gridbot worker`s to scale
     ceilings: CeilingSettings = Field(default_factory=CeilingSettings)
 

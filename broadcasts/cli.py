@@ -26,6 +26,7 @@ import aiohttp
 
 from bot.audit import AuditLog
 from bot.clock import make_clock
+from bot.health import LoopGaveUpError
 from bot.keys import Keys
 from bot.log import setup_logging
 from bot.redis import connect, find_running
@@ -78,7 +79,11 @@ def run_worker(args: argparse.Namespace) -> int:
     """Entry point of `gridbot worker`."""
     settings = _settings(args)
     setup_logging(settings.log.level)
-    asyncio.run(_work(settings, args.concurrency, args.name))
+    try:
+        asyncio.run(_work(settings, args.concurrency, args.name))
+    except LoopGaveUpError as error:  # the supervisor restarts us
+        log.error("%s", error)
+        return 1
     return 0
 
 

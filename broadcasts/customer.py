@@ -19,7 +19,15 @@ from bot.wecom.errors import (
 )
 from broadcasts import content
 from broadcasts.deps import Runtime
-from broadcasts.jobs_common import Result, check_settled, log, rate_gate, retry_delay, worker_alive
+from broadcasts.jobs_common import (
+    Result,
+    check_settled,
+    held_here,
+    log,
+    rate_gate,
+    retry_delay,
+    worker_alive,
+)
 from broadcasts.models import Notice, PairState
 from broadcasts.queue import Job
 from broadcasts.state import Item, Unit, UnitChange
@@ -152,9 +160,9 @@ async def _fail_unit(rt: Runtime, notice_id: int, unit: str, chats: list[str], d
 
 async def _submitted(rt: Runtime, job: Job, unit: Unit, worker: str) -> Result:
     """The unit is being created by `unit.worker`: leave it, or reconcile if it died."""
-    if unit.worker == worker:
+    if unit.worker == worker and held_here(worker, job):
         return Result.DONE
-    if await worker_alive(rt, unit.worker):
+    if unit.worker != worker and await worker_alive(rt, unit.worker):
         return Result.LEAVE
     return await reconcile(rt, Job("reconcile", job.notice, job.ref), worker)
 

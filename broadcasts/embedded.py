@@ -12,13 +12,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from bot import appkeys
 from broadcasts.schedule import runtime_from_app
 from broadcasts.worker import Worker
 
 
 async def worker_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Cleanup context: one Worker on the app's services, drained on shutdown."""
-    worker = Worker(runtime_from_app(app))
+    """Cleanup context: one Worker on the app's services, drained on shutdown; its health is
+    part of /healthz, and a worker that gives up ends `gridbot serve` non-zero."""
+    worker = Worker(runtime_from_app(app), health=app[appkeys.health].loop("broadcast-worker"))
     task = asyncio.create_task(worker.run(), name="broadcast-worker")
     yield
     worker.stop()

@@ -12,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable
 
 from bot.wecom.errors import WeComError
-from broadcasts import customer, escalation, report, sending, tracking
+from broadcasts import customer, escalation, report, sending, sweep, tracking
 from broadcasts.deps import Runtime
 from broadcasts.jobs_common import Result, check_settled, log
 from broadcasts.models import Notice, NoticeKind, NoticeStatus, PairState
@@ -83,6 +83,7 @@ async def _schedule_timers(rt: Runtime, notice: Notice, *, has_units: bool) -> N
     at, q, c = notice.started_at, rt.queue, rt.config
     await q.defer([Job("deadline", notice.id)], notice.deadline_at)
     await q.defer([Job("final", notice.id, "horizon")], float(notice.extra["horizon_at"]))
+    await q.defer([Job("sweep", notice.id)], at + c.sweep_interval_seconds)
     if has_units:
         await q.defer([Job("escalate", notice.id, "officer")],
                       at + c.escalate_officer_after_seconds)
@@ -143,6 +144,7 @@ HANDLERS: dict[str, Handler] = {
     "escalate": escalation.escalate,
     "deadline": report.deadline,
     "final": report.final,
+    "sweep": sweep.sweep,
 }
 
 

@@ -79,19 +79,29 @@ async def final_text(rt: Runtime, snap: Snapshot) -> tuple[str, list[str]]:
     header = (f"【结束报告】通知 #{n.id}（{n.level.label}）共 {snap.total} 个群：已送达 "
               f"{counts.get(PairState.DELIVERED, 0)}（时限内 {snap.in_time()}），失败 "
               f"{counts.get(PairState.FAILED, 0)}，状态不明 {counts.get(PairState.UNCERTAIN, 0)}，"
-              f"未确认 {waiting}。")
+              f"未确认 {waiting}" + _open_words(counts) + "。")
     if p50 is not None:
         header += (f"\n送达用时：中位 {fmt_duration(p50)}，95% {fmt_duration(p95 or 0)}，"
                    f"99% {fmt_duration(p99 or 0)}。")
     lines: list[str] = []
     for state, title in ((PairState.FAILED, "失败："),
                          (PairState.UNCERTAIN, "状态不明（系统不会重发，请人工核实）："),
-                         (PairState.LATE, "群主始终未确认：")):
+                         (PairState.LATE, "群主始终未确认："),
+                         (PairState.PLANNED, "到期仍未发出："),
+                         (PairState.SUBMITTED, "到期仍在发送中（系统不会重发，请人工核实）：")):
         chats = sorted(c for c, r in snap.pairs.items() if r.state is state)
         if chats:
             lines.append(title)
             lines += await late_lines(rt, snap, chats)
     return header, lines
+
+
+def _open_words(counts: dict[PairState, int]) -> str:
+    """The header's remaining headings, so that they add up to the groups targeted: pairs
+    (at the final horizon only) never sent or still in flight."""
+    words = [f"{label} {counts[state]}" for state, label in (
+        (PairState.PLANNED, "未发出"), (PairState.SUBMITTED, "发送中")) if counts.get(state, 0)]
+    return "".join(f"，{w}" for w in words)
 
 
 async def late_lines(rt: Runtime, snap: Snapshot, chats: Sequence[str]) -> list[str]:

@@ -9,7 +9,15 @@ from __future__ import annotations
 from bot.wecom.errors import AmbiguousError, RateLimitedError, TransientError, WeComAPIError
 from broadcasts.content import resident_text
 from broadcasts.deps import Runtime
-from broadcasts.jobs_common import Result, check_settled, log, rate_gate, retry_delay, worker_alive
+from broadcasts.jobs_common import (
+    Result,
+    check_settled,
+    held_here,
+    log,
+    rate_gate,
+    retry_delay,
+    worker_alive,
+)
 from broadcasts.models import Notice, PairRecord, PairState, PlannedGroup
 from broadcasts.queue import Job
 from broadcasts.state import Item
@@ -127,9 +135,9 @@ async def _settle(rt: Runtime, job: Job, worker: str, to: PairState, detail: str
 
 async def take_over(rt: Runtime, job: Job, record: PairRecord, worker: str) -> Result:
     """A pair left `submitted`: its worker is alive (leave it) or died mid-send (uncertain)."""
-    if record.worker == worker:
+    if record.worker == worker and held_here(worker, job):
         return Result.DONE  # another entry of this worker is sending it right now
-    if await worker_alive(rt, record.worker):
+    if record.worker != worker and await worker_alive(rt, record.worker):
         return Result.LEAVE
     moved = await rt.state.transition(job.notice, [Item(job.ref, DIED_IN_FLIGHT)],
                                       [PairState.SUBMITTED], PairState.UNCERTAIN,

@@ -19,10 +19,13 @@ import secrets
 import socket
 from collections.abc import Awaitable, Callable
 
+from redis.exceptions import RedisError
+
+from bot.health import LoopHealth
 from bot.wecom.errors import WeComError
 from broadcasts.deps import Runtime
 from broadcasts.engine import run_job
-from broadcasts.jobs_common import Result
+from broadcasts.jobs_common import Result, running
 from broadcasts.queue import Entry
 
 log = logging.getLogger("broadcasts.worker")
@@ -41,9 +44,12 @@ def worker_name() -> str:
 class Worker:
     """One worker process's loop (also embeddable in `gridbot serve` or a test)."""
 
-    def __init__(self, rt: Runtime, *, name: str = "", concurrency: int = 0) -> None:
+    def __init__(self, rt: Runtime, *, name: str = "", concurrency: int = 0,
+                 health: LoopHealth | None = None) -> None:
         self.rt = rt
         self.name = name or worker_name()
+        self.health = health or LoopHealth(f"worker {self.name}",
+                                           rt.settings.redis.give_up_seconds)
         self.concurrency = concurrency or rt.config.worker_concurrency
         idle = max(rt.clock.real(rt.config.claim_idle_seconds), MIN_IDLE_REAL)
         self.idle_ms = int(idle * 1000)
@@ -54,13 +60,33 @@ class Worker:
         self._stop = asyncio.Event()
         self._closed = asyncio.Event()  # set once the in-flight jobs are drained
         self.processed = 0
+        self._last_claim = 0.0
 
     def stop(self) -> None:
         self._stop.set()
 
     async def run(self) -> None:
-        """Work until stop(); then let in-flight jobs finish (bounded)."""
-        await self.rt.queue.ensure_group()
+        """Work until stop(); then let in-flight jobs finish (bounded).
+
+        Redis going away is survived: each pass that fails backs off and tries again; after
+        `redis.give_up_seconds` of failures LoopGaveUpError ends run() (exit non-zero)."""
+        self.health.started()
+        try:
+            await self._run()
+        except BaseException as error:
+            self.health.gave_up()
+            if not isinstance(error, asyncio.CancelledError):
+                log.error("工作进程 %s 无法继续：%s", self.name, error)
+            raise
+        self.health.stopped()
+
+    async def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                await self.rt.queue.ensure_group()
+                break
+            except RedisError as error:
+                await self.health.backoff(error)
         await self._warm_up()
         helpers = [
             asyncio.create_task(self._every(self.beat, self._beat), name=f"beat-{self.name}"),
@@ -76,8 +102,9 @@ class Worker:
             await asyncio.wait(helpers, timeout=HELPER_STOP_REAL)
             for task in helpers:
                 task.cancel()
-            await self._ack_now()
-            await self.rt.redis.delete(self.rt.keys.worker_alive(self.name))
+            with contextlib.suppress(RedisError):  # Redis may be what ended the loop
+                await self._ack_now()
+                await self.rt.redis.delete(self.rt.keys.worker_alive(self.name))
 
     async def _warm_up(self) -> None:
         """Hold an access token before claiming work: a fresh worker must not mark sends as
@@ -88,29 +115,39 @@ class Worker:
             log.warning("工作进程 %s 暂时取不到 access_token：%s", self.name, error)
 
     async def _loop(self) -> None:
-        q, last_claim = self.rt.queue, 0.0
-        loop = asyncio.get_running_loop()
         while not self._stop.is_set():
-            await q.move_due()
-            free = self.concurrency - len(self._inflight)
-            if free <= 0:
-                await asyncio.wait(list(self._inflight.values()), timeout=0.1,
-                                   return_when=asyncio.FIRST_COMPLETED)
-                continue
-            entries = await q.read(self.name, free, READ_BLOCK_MS)
-            if loop.time() - last_claim > self.beat * 2:
-                last_claim = loop.time()
-                taken = await q.take_over(self.name, self.idle_ms, free)
-                if taken:
-                    log.warning("took over %d idle jobs", len(taken))
-                    await self.rt.redis.hincrby(self.rt.keys.stats(), "taken_over", len(taken))
-                entries += taken
-            for entry in entries:
-                if entry.id not in self._inflight:
-                    self._inflight[entry.id] = asyncio.create_task(
-                        self._process(entry), name=f"job {entry.job.to_json()}")
+            try:
+                await self._pass()
+                self.health.ok()
+            except RedisError as error:
+                log.warning("工作进程 %s 连不上 Redis（%s），稍后重试", self.name,
+                            type(error).__name__)
+                await self.health.backoff(error)
+
+    async def _pass(self) -> None:
+        """Move due jobs, read new ones, take over idle ones; start them."""
+        q, loop = self.rt.queue, asyncio.get_running_loop()
+        await q.move_due()
+        free = self.concurrency - len(self._inflight)
+        if free <= 0:
+            await asyncio.wait(list(self._inflight.values()), timeout=0.1,
+                               return_when=asyncio.FIRST_COMPLETED)
+            return
+        entries = await q.read(self.name, free, READ_BLOCK_MS)
+        if loop.time() - self._last_claim > self.beat * 2:
+            self._last_claim = loop.time()
+            taken = await q.take_over(self.name, self.idle_ms, free)
+            if taken:
+                log.warning("took over %d idle jobs", len(taken))
+                await self.rt.redis.hincrby(self.rt.keys.stats(), "taken_over", len(taken))
+            entries += taken
+        for entry in entries:
+            if entry.id not in self._inflight:
+                self._inflight[entry.id] = asyncio.create_task(
+                    self._process(entry), name=f"job {entry.job.to_json()}")
 
     async def _process(self, entry: Entry) -> None:
+        running(self.name, entry.job, +1)
         try:
             result = await run_job(self.rt, entry.job, self.name)
         except Exception:
@@ -123,6 +160,7 @@ class Worker:
                 self._acks.append(entry.id)  # acknowledged in batches; a redelivery is harmless
             self.processed += 1
         finally:
+            running(self.name, entry.job, -1)
             self._inflight.pop(entry.id, None)
 
     async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:

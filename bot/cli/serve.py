@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from bot import appkeys
 from bot.app import create_app
 from bot.clock import Clock
 from bot.log import setup_logging
@@ -39,10 +40,11 @@ def run(args: argparse.Namespace) -> int:
     host = args.host or settings.server.host
     port = settings.server.port if args.port is None else args.port
     try:
-        with redis_url_for(settings.redis.url, settings.redis.data_dir, role="serve") as url:
+        with redis_url_for(settings.redis.url, settings.redis.data_dir, role="serve",
+                           appendfsync=settings.redis.appendfsync) as url:
             log.info("Redis: %s", describe(url, None if settings.redis.url
                                             else settings.redis.data_dir))
-            asyncio.run(serve(with_redis_url(settings, url), host, port))
+            code = asyncio.run(serve(with_redis_url(settings, url), host, port))
     except DataDirBusyError as error:
         log.error("拒绝启动：%s", error)
         return 2
@@ -52,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     except (RedisError, OSError) as error:  # start-up could not reach Redis or bind the port
         log.error("启动失败: %s", type(error).__name__)
         return 1
-    return 0
+    return code
 
 
 def with_redis_url(settings: Settings, url: str) -> Settings:
@@ -83,11 +85,16 @@ def build_app(settings: Settings, clock: Clock | None = None, *,
 
 
 async def serve(settings: Settings, host: str, port: int, *,
-                ready: asyncio.Future[int] | None = None) -> None:
-    """Run the app until SIGTERM/SIGINT; `ready` receives the bound port (port 0 = any)."""
-    runner = web.AppRunner(build_app(settings), handle_signals=False, access_log=None)
+                ready: asyncio.Future[int] | None = None) -> int:
+    """Run the app until SIGTERM/SIGINT (exit code 0) or until one of its long-running loops
+    gives up (1, for the supervisor to restart it); `ready` receives the bound port."""
+    app = build_app(settings)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None)
     await runner.setup()
     stop = _stop_on_signals()
+    gave_up = app[appkeys.health].gave_up
+    watch = asyncio.create_task(gave_up.wait())
+    watch.add_done_callback(lambda _t: stop.set())
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()
@@ -96,10 +103,15 @@ async def serve(settings: Settings, host: str, port: int, *,
         if ready is not None:
             ready.set_result(bound)
         await stop.wait()
-        log.info("收到停止信号，正在退出…")
+        if gave_up.is_set():
+            log.error("有循环无法恢复（%s），退出码 1", app[appkeys.health].problems())
+        else:
+            log.info("收到停止信号，正在退出…")
     finally:
+        watch.cancel()
         await runner.cleanup()
     log.info("GridBot 已停止")
+    return 1 if gave_up.is_set() else 0
 
 
 def _stop_on_signals() -> asyncio.Event:

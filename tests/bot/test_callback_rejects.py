@@ -16,6 +16,7 @@ from aiohttp.test_utils import TestClient
 from bot import appkeys
 from bot.app import create_app
 from bot.callback import healthz
+from bot.health import Health
 from bot.keys import Keys
 from bot.redis import connect, free_port
 from bot.settings import Settings
@@ -213,12 +214,33 @@ async def test_healthz_reports_redis(bot: tuple[TestClient, Settings]) -> None:
     client, _ = bot
     response = await client.get("/healthz")
     assert response.status == 200
-    assert await response.json() == {"status": "ok", "redis": True}
+    assert await response.json() == {"status": "ok", "redis": True, "loops": {}}
+
+
+async def test_healthz_is_503_while_a_loop_fails_or_stopped(bot: tuple[TestClient, Settings]
+                                                            ) -> None:
+    """Redis answering is not enough: ok means the process is doing its work."""
+    client, _ = bot
+    health = client.app[appkeys.health]
+    consumer = health.loop("inbox")
+    assert consumer.running
+    consumer.failing(ConnectionError("gone"))
+    response = await client.get("/healthz")
+    assert response.status == 503
+    assert (await response.json())["loops"] == {"inbox": "重试中（ConnectionError）"}
+    consumer.ok()
+    assert (await client.get("/healthz")).status == 200
+    consumer.stopped()
+    response = await client.get("/healthz")
+    assert response.status == 503
+    assert (await response.json())["loops"] == {"inbox": "未运行"}
+    consumer.started()
 
 
 async def test_healthz_answers_503_when_redis_does_not(aiohttp_client: Any) -> None:
     app = web.Application()
     app[appkeys.redis] = connect(f"redis://127.0.0.1:{free_port()}/0")
+    app[appkeys.health] = Health()
     app.router.add_get("/healthz", healthz)
     client = await aiohttp_client(app)
     response = await client.get("/healthz")

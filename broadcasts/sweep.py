@@ -1,0 +1,49 @@
+"""Job `sweep`: finds what a Redis restart (or a lost job) left behind, while a notice sends.
+
+Every `broadcast.sweep_interval_seconds` of a sending notice, a pair still `planned` or
+`submitted` that nothing has touched for longer than the longest retry delay plus one poll
+interval (so a job waiting out a retry or a rate window is left alone) gets its job again:
+`send` for an appchat/webhook group, `task` for an owner task. Those jobs check the record
+first, so a pair in flight is left to its worker, a pair left `submitted` by a worker that
+is gone is reconciled (owner tasks: read back from WeCom) or marked `uncertain` (never
+resent), and a pair whose job vanished is sent. The deadline and final jobs are deferred
+again (ZADD of the same member: no duplicate), so a lost timer cannot leave a notice open.
+"""
+
+from __future__ import annotations
+
+from broadcasts.deps import Runtime
+from broadcasts.jobs_common import Result, log
+from broadcasts.models import NoticeStatus, PairState
+from broadcasts.queue import Job
+
+OPEN = (PairState.PLANNED, PairState.SUBMITTED)
+
+
+async def sweep(rt: Runtime, job: Job, worker: str) -> Result:
+    """Re-enqueue the jobs of stale open pairs; re-arm the deadline and final timers."""
+    notice = await rt.notice(job.notice, fresh=True)
+    if notice is None or notice.status is not NoticeStatus.SENDING:
+        return Result.DONE
+    now, c = rt.clock.now(), rt.config
+    stale_after = max(c.retry_delays, default=0.0) + c.poll_interval_seconds
+    unit_of = {chat: u.name for u in await rt.state.units(notice.id) for chat in u.chats}
+    sends, tasks = set(), set()
+    for chat, record in (await rt.state.pairs(notice.id)).items():
+        if record.state in OPEN and now - record.at > stale_after:
+            if chat in unit_of:
+                tasks.add(unit_of[chat])
+            else:
+                sends.add(chat)
+    jobs = [Job("send", notice.id, c) for c in sorted(sends)]
+    jobs += [Job("task", notice.id, u) for u in sorted(tasks)]
+    if jobs:
+        log.warning("! bcast=%s sweep: %d stale groups, %d owner tasks queued again",
+                    notice.id, len(sends), len(tasks))
+        await rt.redis.hincrby(rt.keys.stats(), "swept", len(jobs))
+        await rt.queue.enqueue(jobs)
+    await rt.queue.defer([Job("deadline", notice.id)], notice.deadline_at)
+    await rt.queue.defer([Job("final", notice.id, "horizon")],
+                         float(notice.extra["horizon_at"]))
+    await rt.queue.defer([Job("sweep", notice.id)], now + c.sweep_interval_seconds)
+    return Result.DONE
