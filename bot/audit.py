@@ -19,6 +19,14 @@ from bot.masking import scrub
 
 Outcome = Literal["ok", "refused", "error"]
 
+# CLI commands that act as a user (`--as USERID`) cannot prove who typed them: whoever can run
+# `gridbot` on the server holds its secrets anyway. They are audited with this source, so the
+# trail says "done at the server's console in the name of USERID", never as the user's own act.
+CONSOLE_SOURCE = "cli:console"
+CONSOLE_NOTE = ("--as USERID 不做身份验证：能在服务器上运行 gridbot 的人本就持有全部密钥。"
+                "此类操作在审计中记为服务器控制台操作（来源 cli:console），与本人在企业微信中"
+                "的操作区分。")
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:

@@ -1,7 +1,10 @@
-"""Resident groups: keep the registry live from WeCom's group events, and 绑定.
+"""Resident groups: keep the registry live from WeCom's group events, 绑定 and 确认迁移.
 
 change_external_chat create / update (name, owner, members) → fetch groupchat/get and apply
-it (a rename may move the group); dismiss → dismissed, no longer a target, kept in history.
+it; dismiss → dismissed, no longer a target, kept in history. A rename whose new name points
+at another node does not move the group: its officers are told, and `确认迁移 <群>` by
+someone covering both nodes moves it (registry/moves.py). Every automatic placement is
+audited (`registry.place`), and so is every move request, move and refusal.
 `绑定 <群ID或群名> <节点路径或编码>` lets staff place a group on a node they cover.
 """
 
@@ -16,6 +19,7 @@ from bot.filters import Command
 from bot.router import Router
 from bot.wecom.errors import WeComAPIError
 from bot.wecom.models import GroupChatInfo
+from registry import moves
 from registry.models import Group, GroupState, Node, Role
 from registry.placement import Placer
 from registry.sync import Applied, apply_chat_info
@@ -24,6 +28,7 @@ log = logging.getLogger(__name__)
 router = Router(name=__name__)
 EVENT_ACTOR = "wecom"
 BIND = Command("绑定")
+CONFIRM_MOVE = Command("确认迁移")
 USAGE = (
     "用法：绑定 <群ID或群名> <节点路径或编码>\n"
     "例如：绑定 wrOgQhDgAA1234 孝义市/新义街道/东关社区/3号楼"
@@ -31,6 +36,8 @@ USAGE = (
 IGNORED_DETAILS = frozenset({"change_notice"})
 router.describe("绑定 <群ID或群名> <节点路径或编码>：把居民群挂到您负责的网格或楼栋",
                 *(role.value for role in Role))  # any staff; coverage is checked per node
+router.describe("确认迁移 <群ID或群名>：群改名后指向别处时，确认把群迁过去（须同时负责两处）",
+                *(role.value for role in Role))
 
 
 @router.chat_change()
@@ -71,6 +78,20 @@ async def on_bind(event: TextMessage, ctx: Context) -> None:
     await _audit(ctx, event.sender, "ok", group.chat_id, f"{group.node or '未定位'} → {node.code}")
     path = "/".join(n.name for n in await ctx.registry.path(node.code))
     await ctx.reply(event.sender, f"已将「{group.name}」绑定到 {path}")
+
+
+@router.message(CONFIRM_MOVE)
+async def on_confirm_move(event: TextMessage, ctx: Context) -> None:
+    target = CONFIRM_MOVE.args(event).strip()
+    if not target:
+        await ctx.reply(event.sender, "用法：确认迁移 <群ID或群名>")
+        return
+    group = await _resolve_group(ctx, event.sender, target)
+    if group is None:
+        return
+    _, answer = await moves.confirm(ctx.registry, ctx.audit, event.sender, group,
+                                    source=ctx.source)
+    await ctx.reply(event.sender, answer)
 
 
 async def _resolve_node(ctx: Context, sender: str, where: str) -> Node | None:
@@ -115,7 +136,31 @@ async def _fetch_from_wecom(ctx: Context, chat_id: str) -> list[Group]:
 
 async def _apply(ctx: Context, info: GroupChatInfo) -> Applied:
     placer = Placer(ctx.registry, ctx.settings.registry.naming_rule)
-    return await apply_chat_info(ctx.registry, placer, info, actor=EVENT_ACTOR, source=ctx.source)
+    applied = await apply_chat_info(ctx.registry, placer, info, actor=EVENT_ACTOR,
+                                    source=ctx.source)
+    if applied.placed:
+        await ctx.audit.record(EVENT_ACTOR, moves.PLACE_ACTION, "ok", target=info.chat_id,
+                               detail=f"按群名「{info.name}」定位到 {applied.placed}",
+                               source=ctx.source)
+    if applied.requested is not None:
+        await _flag_move(ctx, applied.requested)
+    return applied
+
+
+async def _flag_move(ctx: Context, request: moves.MoveRequest) -> None:
+    """Tell the officers of the group's current node; audit the request."""
+    here = await moves.describe(ctx.registry, request.current)
+    there = await moves.describe(ctx.registry, request.to)
+    officers = await ctx.registry.staff_for(request.current, [Role.OFFICER])
+    await ctx.audit.record(EVENT_ACTOR, moves.REQUEST_ACTION, "ok", target=request.chat_id,
+                           detail=f"改名为「{request.name}」：{request.current} → {request.to}"
+                                  f"（未迁移，告知 {','.join(p.userid for p in officers)}）",
+                           source=ctx.source)
+    text = (f"群 {request.chat_id} 改名为「{request.name}」，新名称指向 {there}。"
+            f"该群仍留在 {here}，未迁移。如确需迁移，请由同时负责两处的人员发送："
+            f"确认迁移 {request.chat_id}")
+    for officer in officers:
+        await ctx.reply(officer.userid, text)
 
 
 async def _refusal(ctx: Context, sender: str, group: Group, node: Node) -> str:

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bot.audit import CONSOLE_NOTE, CONSOLE_SOURCE, AuditLog
 from bot.clock import make_clock
 from bot.keys import Keys
 from bot.redis import connect, redis_url_for
 from bot.settings import Settings, load_settings
-from registry import report
+from registry import moves, report
 from registry.importer import Importer, detect_kind
 from registry.models import DeliveryKind, Node
 from registry.placement import Placer
@@ -61,8 +62,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p = sub.add_parser("show", help="显示一个群：位置、群主、历史")
     p.add_argument("chat", help="群ID或群名")
     p.set_defaults(func=_command(_show))
-    p = sub.add_parser("unplaced", help="列出无法定位的群及原因")
+    p = sub.add_parser("unplaced", help="列出无法定位的群、改名后待确认迁移的群及原因")
     p.set_defaults(func=_command(_unplaced))
+    p = sub.add_parser("confirm-move", help="确认迁移一个改名后指向别处的群（须同时负责两处）",
+                       description=CONSOLE_NOTE)
+    p.add_argument("chat", help="群ID或群名")
+    p.add_argument("--as", dest="actor", required=True,
+                   help="以该人员身份确认（userid；审计记为服务器控制台操作 cli:console）")
+    p.set_defaults(func=_command(_confirm_move))
     _register_synth(sub)
 
 
@@ -165,7 +172,26 @@ async def _unplaced(registry: Registry, settings: Settings, args: argparse.Names
     for group in found:
         extra = f"（候选：{'、'.join(group.candidates)}）" if group.candidates else ""
         out(f"  {group.chat_id}  {group.name}：{group.reason}{extra}")
+    held = await moves.requests(registry)
+    out(f"改名后指向别处、待确认迁移的群：{len(held)} 个（确认：gridbot groups confirm-move）")
+    for request in held:
+        out(f"  {request.chat_id}  {request.name}：仍在 "
+            f"{await moves.describe(registry, request.current)}，新名称指向 "
+            f"{await moves.describe(registry, request.to)}")
     return 0
+
+
+async def _confirm_move(registry: Registry, settings: Settings, args: argparse.Namespace
+                        ) -> int:
+    found = await registry.groups([args.chat]) or await registry.groups_named(args.chat)
+    if len(found) != 1:
+        out(f"找不到唯一的群「{args.chat}」，请用群ID")
+        return 1
+    audit = AuditLog(registry.redis, registry.keys.keys, registry.clock)
+    done, answer = await moves.confirm(registry, audit, args.actor, found[0],
+                                       source=CONSOLE_SOURCE)
+    out(answer)
+    return 0 if done else 1
 
 
 async def _staffing(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:

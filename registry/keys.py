@@ -80,6 +80,9 @@ class RegistryKeys:
     def bindings(self) -> str:  # hash chat_id -> group name when explicitly placed
         return self._k("bound")
 
+    def move_requests(self) -> str:  # hash chat_id -> MoveRequest JSON (a rename pointing away)
+        return self._k("moves")
+
     def history(self, chat_id: str) -> str:  # list of one group's changes (JSON, oldest first)
         return self._k("hist", chat_id)
 

@@ -19,7 +19,9 @@ from typing import Protocol
 
 from bot.wecom.errors import WeComAPIError
 from bot.wecom.models import GroupChatInfo, GroupChatRef, Page
+from registry import moves
 from registry.models import DeliveryKind, Group, GroupState
+from registry.moves import MoveRequest
 from registry.placement import Placement, Placer
 from registry.replies import mapping, texts
 from registry.store import Registry, RegistryError
@@ -52,6 +54,8 @@ class Applied:
     group: Group | None
     changed: bool
     unplaced_reason: str = ""
+    requested: MoveRequest | None = None  # a rename pointing elsewhere: held, not moved
+    placed: str = ""  # the node the name placed a group on that had none (automatic)
 
 
 async def apply_chat_info(
@@ -66,7 +70,15 @@ async def apply_chat_info(
     bound = await registry.binding(info.chat_id)
     sticky = bound is not None and bound == info.name
     placement = Placement("") if sticky else await placer.place(info.name)
-    if bound is not None and not sticky:
+    before = await registry.group(info.chat_id)
+    held = _held(before, placement, info, registry)
+    if held is not None:  # a rename is a request, not a move: the group stays
+        placement = Placement("")
+        if not await moves.hold(registry, held):
+            held = None  # the same request again (a re-delivered event): nothing new
+    elif not sticky:
+        await moves.drop(registry, info.chat_id)  # renamed back, or pointing nowhere
+    if bound is not None and not sticky and held is None:
         await registry.clear_binding(info.chat_id)
 
     def merge(current: Group | None) -> Group | None:
@@ -83,7 +95,20 @@ async def apply_chat_info(
         candidates=placement.candidates,
     )
     reason = placement.reason if write.group is not None and not write.group.node else ""
-    return Applied(write.group, write.changed, reason)
+    placed = write.group.node if (write.group is not None and write.group.node and placement.node
+                                  and not (before and before.node)) else ""
+    return Applied(write.group, write.changed, reason, held, placed)
+
+
+def _held(before: Group | None, placement: Placement, info: GroupChatInfo,
+          registry: Registry) -> MoveRequest | None:
+    """The move request a rename makes: the group has a node and its name points elsewhere."""
+    if before is None or not before.node or not placement.node or placement.node == before.node:
+        return None
+    if before.state is GroupState.DISMISSED:
+        return None
+    return MoveRequest(info.chat_id, info.name, before.node, placement.node,
+                       registry.clock.now())
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,8 @@ from bot.redis import free_port
 from bot.settings import Settings
 from bot.wecom.simulator import LatencyConfig, SimConfig, WeComSimulator
 from handlers import ROUTERS
+from registry import cli as registry_cli
+from registry import moves
 from registry.models import DeliveryKind, GroupState, Person, Role
 from registry.store import Registry
 from tests.bot.support import wait_until
@@ -48,7 +50,7 @@ async def live(
             settings, REAL_TIME, callback_url=url, latency=LatencyConfig.none()
         )
     )
-    sim.load_directory({"gw1": "王芳", "gw2": "刘洋", "mj1": "李建国"})
+    sim.load_directory({"gw1": "王芳", "gw2": "刘洋", "mj1": "李建国", "mj2": "赵刚"})
     await aiohttp_server(sim.app, port=sim_port)
     await aiohttp_server(create_app(settings, ROUTERS, run_scheduler=False), port=bot_port)
     yield sim
@@ -85,8 +87,9 @@ async def test_rename_owner_members_and_dismiss(live: WeComSimulator, tree: Regi
     await eventually(lambda: group_is(tree, "wrLive02", node=B1), "the new group")
 
     await live.post_chat_event("wrLive02", "update", "change_name", name=NAME_B3)
-    await eventually(lambda: group_is(tree, "wrLive02", node=B3, name=NAME_B3), "the move")
-    assert await tree.groups_under("141181001001-G01") == []
+    await eventually(lambda: group_is(tree, "wrLive02", name=NAME_B3), "the rename")
+    assert await group_is(tree, "wrLive02", node=B1)  # a request, not a move
+    await tree.bind_group("wrLive02", B3, actor="mj1")
 
     await live.post_chat_event("wrLive02", "update", "change_owner", owner="gw2")
     await eventually(lambda: group_is(tree, "wrLive02", owner="gw2"), "the new owner")
@@ -103,8 +106,9 @@ async def test_rename_owner_members_and_dismiss(live: WeComSimulator, tree: Regi
         "wrLive02"
     ]
     history = [(h.what, sorted(h.changes)) for h in await tree.history("wrLive02")]
-    assert [what for what, _ in history] == ["created", "moved", "updated", "dismissed"]
-    assert history[2][1] == ["owner"]
+    assert [what for what, _ in history] == ["created", "updated", "moved", "updated",
+                                             "dismissed"]
+    assert history[3][1] == ["owner"]
 
 
 async def test_an_unplaceable_group_is_listed_not_guessed(
@@ -156,12 +160,59 @@ async def test_bind_places_a_group_for_staff_covering_the_node(
         ("gw2", "refused", "wrLive04"),
     ]
 
-    # the binding holds against later events while the name stays; a rename re-places it
+    # the binding holds against later events while the name stays; a rename only asks
     await live.post_chat_event("wrLive04", "update", "add_member", mem_change_cnt=2)
     await eventually(lambda: group_is(tree, "wrLive04", member_count=32), "the member count")
     assert await group_is(tree, "wrLive04", node=B1)
     await live.post_chat_event("wrLive04", "update", "change_name", name="孝义市-梧桐镇-下堡村")
-    await eventually(lambda: group_is(tree, "wrLive04", node=XIABAO), "the rename")
+    await eventually(lambda: group_is(tree, "wrLive04", name="孝义市-梧桐镇-下堡村"), "rename")
+    assert await group_is(tree, "wrLive04", node=B1)
+
+
+async def test_a_rename_across_villages_is_a_request_not_a_move(
+    live: WeComSimulator, tree: Registry, redis: aioredis.Redis, keys: Keys,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Issue 10: a group renamed to another village's name stays, its officer is told, and it
+    moves only when someone covering both villages confirms; the audit shows each step."""
+    await tree.upsert_people([
+        Person("mj1", "李建国", Role.OFFICER, ("141181001001",)),  # 东关社区 only
+        Person("gw2", "刘洋", Role.GRID_WORKER, (XIABAO,)),  # 下堡村 only
+        Person("mj2", "赵刚", Role.OFFICER, ("141181",)),  # 孝义市: covers both
+    ])
+    await live.post_chat_event("wrLive05", "create", name=NAME_B1, owner="gw1", member_count=9)
+    await eventually(lambda: group_is(tree, "wrLive05", node=B1), "the new group")
+
+    await live.post_chat_event("wrLive05", "update", "change_name", name="孝义市-梧桐镇-下堡村")
+    await eventually(lambda: _replied(live, "mj1"), "the officer told")
+    assert await group_is(tree, "wrLive05", node=B1, name="孝义市-梧桐镇-下堡村")
+    told = live.app_messages_to("mj1")[-1].content
+    assert "下堡村" in told and "仍留在" in told and "确认迁移 wrLive05" in told
+    assert await tree.target_groups([XIABAO]) == []  # 下堡村's notices do not reach it
+    await registry_cli._unplaced(tree, None, None)  # type: ignore[arg-type]
+    listing = capsys.readouterr().out
+    assert "wrLive05" in listing and "待确认迁移的群：1 个" in listing
+
+    for who, count in (("gw2", 1), ("mj1", 2)):  # each covers only one of the two
+        await live.post_text(who, "确认迁移 wrLive05")
+        await eventually(lambda w=who, c=count: _replied(live, w, c), f"{who} refused")
+        assert "您不负责" in live.app_messages_to(who)[-1].content
+    assert await group_is(tree, "wrLive05", node=B1)
+
+    await live.post_text("mj2", "确认迁移 wrLive05")
+    await eventually(lambda: group_is(tree, "wrLive05", node=XIABAO), "the confirmed move")
+    assert "已将「孝义市-梧桐镇-下堡村」迁移到" in live.app_messages_to("mj2")[-1].content
+    assert await moves.requests(tree) == []
+    audit = AuditLog(redis, keys, REAL_TIME)
+    steps = [(e.actor, e.action, e.outcome) for e in reversed(await audit.entries())
+             if e.target == "wrLive05"]
+    assert steps == [
+        ("wecom", "registry.place", "ok"),
+        ("wecom", "registry.move_request", "ok"),
+        ("gw2", "registry.move", "refused"),
+        ("mj1", "registry.move", "refused"),
+        ("mj2", "registry.move", "ok"),
+    ]
 
 
 async def test_bind_reports_unknown_nodes_and_groups(live: WeComSimulator, tree: Registry) -> None:
