@@ -26,6 +26,15 @@ from tests.broadcasts.conftest import COUNTY_OFFICER, Env
 from tests.broadcasts.test_engine import issue
 
 MakeEnv = Callable[..., Awaitable[Env]]
+
+
+def serve_env(env: Env, port: int, **extra: str) -> dict[str, str]:
+    """The subprocess environment plus what `gridbot serve` needs (its field keys)."""
+    security = env.settings.security
+    return {**env.subprocess_env(), "GRIDBOT_SERVER__PORT": str(port),
+            "GRIDBOT_SECURITY__FIELD_KEYS": security.field_keys.get_secret_value(),
+            "GRIDBOT_SECURITY__BLIND_INDEX_KEY": security.blind_index_key.get_secret_value(),
+            **extra}
 DOWN_REAL = 1.5  # seconds the server stays dead
 HEADER = re.compile(r"【结束报告】通知 #\d+（[^）]*）共 (\d+) 个群：(.*?)。")
 
@@ -56,6 +65,7 @@ class Process:
                                      stdout=self._file, stderr=self._file)
 
     def stop(self) -> None:
+        print(f"--- {self.log.name} ---\n" + self.log.read_text(errors="replace")[-3000:])
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -106,8 +116,7 @@ async def test_redis_restart_loses_nothing(make_env: MakeEnv, own_redis: Embedde
     env = await make_env(speed=20, profile=OwnerProfile.always(delays))
     nid = await issue(env, "通知 紧急预警 范围：交口县 内容：今晚有大风，请关好门窗")
     port = free_port()
-    environ = {**env.subprocess_env(), "GRIDBOT_SERVER__PORT": str(port),
-               "GRIDBOT_LOG__LEVEL": "INFO"}
+    environ = serve_env(env, port, GRIDBOT_LOG__LEVEL="INFO")
     healthz = f"http://127.0.0.1:{port}/healthz"
     procs = [Process(["serve"], environ, tmp_path / "serve.log"),
              Process(["worker", "--name", "w1"], environ, tmp_path / "w1.log"),
@@ -170,8 +179,7 @@ async def test_a_loop_that_cannot_recover_exits_non_zero(make_env: MakeEnv,
     redis.give_up_seconds and exit 1, for their supervisor to restart them."""
     env = await make_env()
     port = free_port()
-    environ = {**env.subprocess_env(), "GRIDBOT_SERVER__PORT": str(port),
-               "GRIDBOT_REDIS__GIVE_UP_SECONDS": "3"}
+    environ = serve_env(env, port, GRIDBOT_REDIS__GIVE_UP_SECONDS="3")
     serve = Process(["serve"], environ, tmp_path / "serve.log")
     worker = Process(["worker", "--name", "w1"], environ, tmp_path / "w1.log")
     try:
