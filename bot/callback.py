@@ -22,6 +22,7 @@ from redis.exceptions import RedisError
 
 from bot import appkeys
 from bot.clock import Clock
+from bot.cluster import redis_health
 from bot.events import Event
 from bot.masking import scrub
 from bot.wecom.crypto import WeComCrypto
@@ -74,16 +75,23 @@ async def receive(request: web.Request) -> web.Response:
 async def healthz(request: web.Request) -> web.Response:
     """200 {"status": "ok"} only while Redis answers (within HEALTH_PING_SECONDS) and every
     long-running loop of the process (inbox consumer, scheduler, embedded worker) runs and is
-    not failing; else 503 naming what is wrong. A supervisor may rely on it."""
+    not failing; else 503 naming what is wrong. A supervisor may rely on it. On a Redis
+    Cluster the body also carries the cluster's state (`cluster`: state, slots ok / failing,
+    primaries), and a cluster with an unserved slot counts as down."""
     try:
-        ok = bool(await asyncio.wait_for(request.app[appkeys.redis].ping(), HEALTH_PING_SECONDS))
-    except (RedisError, OSError, TimeoutError):
-        ok = False
+        report = await asyncio.wait_for(redis_health(request.app[appkeys.redis]),
+                                        HEALTH_PING_SECONDS)
+    except TimeoutError:
+        report = {"mode": "unknown", "ok": False}
+    ok = bool(report["ok"])
     problems = request.app[appkeys.health].problems()
     healthy = ok and not problems
-    body = {"status": "ok" if healthy else "异常", "redis": ok, "loops": problems}
+    body: dict[str, object] = {"status": "ok" if healthy else "异常", "redis": ok,
+                               "loops": problems}
     if not ok:
         body["status"] = "redis 不可用"
+    if report["mode"] == "cluster":
+        body["cluster"] = {k: v for k, v in report.items() if k not in {"mode", "ok"}}
     return web.json_response(body, status=200 if healthy else 503, dumps=_dumps)
 
 

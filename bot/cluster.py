@@ -136,11 +136,11 @@ async def redis_health(client: aioredis.Redis) -> dict[str, Any]:
     if cluster_of(client) is None:
         try:
             return {"mode": "single", "ok": bool(await client.ping())}
-        except redis.RedisError as error:
+        except (redis.RedisError, OSError) as error:
             return {"mode": "single", "ok": False, "error": type(error).__name__}
     try:
         raw = await client.execute_command("CLUSTER", "INFO")  # type: ignore[no-untyped-call]
-    except redis.RedisError as error:
+    except (redis.RedisError, OSError) as error:
         return {"mode": "cluster", "ok": False, "error": type(error).__name__}
     info = _parse_info(raw)
     report: dict[str, Any] = {"mode": "cluster", "state": info.get("cluster_state", "unknown")}

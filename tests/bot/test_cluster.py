@@ -8,13 +8,18 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis as syncredis
 import redis.asyncio as aioredis
+from aiohttp import web
 
+from bot import appkeys
 from bot.batching import eval_many
+from bot.callback import healthz
 from bot.cluster import EmbeddedCluster, redis_health
+from bot.health import Health
 from bot.redis import cluster_of, connect, is_cluster_url, plain_url, scan_pages
 from bot.settings import Settings, load_settings
 from tests.conftest import ROOT, test_secrets
@@ -69,15 +74,24 @@ async def test_a_cluster_url_gives_a_cluster_client(crc: aioredis.Redis) -> None
     assert len(holders) == 3
 
 
-async def test_health_reports_the_cluster_state(tmp_path: Path, crc: aioredis.Redis) -> None:
+async def test_health_reports_the_cluster_state(
+    tmp_path: Path, crc: aioredis.Redis, aiohttp_client: Any
+) -> None:
     healthy = await redis_health(crc)
     assert healthy["mode"] == "cluster" and healthy["ok"]
     assert healthy["primaries"] == 3 and healthy["slots_ok"] == 16384
     doomed = EmbeddedCluster(tmp_path / "doomed")  # no replicas: losing a primary loses slots
     doomed.start()
     client = connect(doomed.url)
+    app = web.Application()
+    app[appkeys.redis] = client
+    app[appkeys.health] = Health()
+    app.router.add_get("/healthz", healthz)
+    http = await aiohttp_client(app)
     try:
-        assert (await redis_health(client))["ok"]
+        response = await http.get("/healthz")
+        assert response.status == 200
+        assert (await response.json())["cluster"]["slots_ok"] == 16384
         doomed.primaries[2].stop()
         deadline = time.monotonic() + 15
         report = await redis_health(client)
@@ -85,6 +99,9 @@ async def test_health_reports_the_cluster_state(tmp_path: Path, crc: aioredis.Re
             await asyncio.sleep(0.2)
             report = await redis_health(client)
         assert report["state"] == "fail" and not report["ok"]
+        response = await http.get("/healthz")
+        assert response.status == 503
+        assert (await response.json())["cluster"]["state"] == "fail"
     finally:
         await client.aclose()
         doomed.stop()
