@@ -1,8 +1,9 @@
 """Every Redis key of broadcasts/, built in one place (arq's constants.py).
 
 Cluster layout: all keys of one notice share the hash tag `{bc:<id>}`, so the pair/unit
-scripts touch one slot; the job queue (stream + due set) shares `{bcq}` for the mover script;
-the rate limiter's buckets share `{rl}` so one script can take several ceilings at once.
+scripts touch one slot; each job-queue shard (stream + due set) shares `{bcq:<n>}` for the
+mover script; the rate limiter's buckets share `{rl}` so one script can take several
+ceilings at once.
 Keys touched by no multi-key script (ids, indexes, quota, API keys) carry no tag.
 """
 
@@ -69,12 +70,16 @@ class BroadcastKeys:
     def steps(self, notice: int) -> str:  # hash: machine-step completion times (bench/progress)
         return self._n(notice, "steps")
 
-    # the shared job queue
-    def stream(self) -> str:
-        return self.keys.k("{bcq}", "jobs")
+    # the shared job queue, in shards: shard i's stream and due set share one tag (the mover
+    # script), the shards spread over the cluster; shard 0 keeps the unsharded names
+    def _q(self, shard: int) -> str:
+        return "{bcq}" if shard == 0 else f"{{bcq:{shard}}}"
 
-    def due(self) -> str:  # zset job JSON -> due time (simulated ms)
-        return self.keys.k("{bcq}", "due")
+    def stream(self, shard: int = 0) -> str:
+        return self.keys.k(self._q(shard), "jobs")
+
+    def due(self, shard: int = 0) -> str:  # zset job JSON -> due time (simulated ms)
+        return self.keys.k(self._q(shard), "due")
 
     def stats(self) -> str:  # hash: fleet counters (jobs taken over, reconciliations …)
         return self.keys.k("bc", "stats")

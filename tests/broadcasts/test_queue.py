@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 from bot.clock import Clock
 from bot.keys import Keys
 from broadcasts.keys import BroadcastKeys
-from broadcasts.queue import Job, JobQueue
+from broadcasts.queue import SHARDS, Job, JobQueue
 from broadcasts.quota import QuotaBook, month_of
 
 
@@ -48,7 +48,29 @@ async def test_dead_consumers_entries_are_taken_over_live_ones_kept(redis: aiore
     assert sorted(e.id for e in taken) == sorted(e.id for e in dead)
     await q.ack([e.id for e in taken + live])
     assert await q.pending() == 0
-    assert await redis.xlen(BroadcastKeys(Keys("t")).stream()) == 0  # acked entries deleted
+    for shard in range(SHARDS):  # acked entries deleted
+        assert await redis.xlen(BroadcastKeys(Keys("t")).stream(shard)) == 0
+
+
+async def test_jobs_spread_over_the_shards_and_any_consumer_reads_them_all(
+    redis: aioredis.Redis,
+) -> None:
+    q = queue(redis)
+    await q.ensure_group()
+    jobs = [Job("send", 9, f"chat{i}") for i in range(400)]
+    assert await q.enqueue(jobs) == 400
+    sizes = [await redis.xlen(BroadcastKeys(Keys("t")).stream(s)) for s in range(SHARDS)]
+    assert sum(sizes) == 400 and max(sizes) < 400 * 2 / SHARDS  # no shard takes the bulk
+    got: list[Job] = []
+    while len(got) < 400:
+        batch = await q.read("only", 64, 10)
+        assert batch, "a consumer must see every shard"
+        got += [e.job for e in batch]
+        await q.ack([e.id for e in batch])
+    assert sorted(got, key=Job.to_json) == sorted(jobs, key=Job.to_json)
+    later = [Job("poll", 9, f"u{i}") for i in range(40)]
+    await q.defer(later, Clock().now() - 1)
+    assert await q.move_due() == 40 and await q.pending() == 0
 
 
 async def test_quota_counts_per_group_and_month(redis: aioredis.Redis) -> None:

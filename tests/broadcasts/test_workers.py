@@ -15,7 +15,7 @@ from bot.wecom.simulator import FaultConfig, OwnerProfile
 from bot.wecom.simulator.config import LatencyConfig
 from broadcasts.content import has_marker
 from broadcasts.models import PairState
-from broadcasts.queue import GROUP
+from broadcasts.queue import GROUP, SHARDS
 from registry.models import DeliveryKind
 from tests.broadcasts.conftest import COUNTY_OFFICER, Env, gridbot
 from tests.broadcasts.test_engine import issue
@@ -24,6 +24,15 @@ MakeEnv = Callable[..., Awaitable[Env]]
 # 离石区 with 400 groups: 360 customer groups, 24 appchats, 16 robots
 MID = {"seed": 7, "counties": ("141102",), "total_groups": 400, "residents": 32_000}
 
+
+
+async def held_by(env: Env, consumer: str) -> list[object]:
+    """Entries `consumer` read and has not acknowledged, over every queue shard."""
+    held: list[object] = []
+    for shard in range(SHARDS):
+        held += await env.redis.xpending_range(env.rt.keys.stream(shard), GROUP, "-", "+", 100,
+                                               consumername=consumer)
+    return held
 
 async def test_sigkilled_worker_loses_nothing_and_sends_nothing_twice(make_env: MakeEnv) -> None:
     env = await make_env(speed=20, city=MID, profile=OwnerProfile.always((60.0, 120.0)),
@@ -43,15 +52,13 @@ async def test_sigkilled_worker_loses_nothing_and_sends_nothing_twice(make_env: 
 
         async def underway() -> bool:
             counts = await env.rt.state.counts(nid)
-            held = await env.redis.xpending_range(env.rt.keys.stream(), GROUP, "-", "+", 1,
-                                                  consumername="w1")
+            held = await held_by(env, "w1")
             return total - counts.get(PairState.PLANNED, 0) >= total * 0.4 and bool(held)
         await env.wait(underway, 20, "40 % under way, w1 holding jobs")
         w1.send_signal(signal.SIGKILL)
         w1.wait()
         await env.settled(nid, 90)
-        dead = await env.redis.xpending_range(env.rt.keys.stream(), GROUP, "-", "+", 100,
-                                              consumername="w1")
+        dead = await held_by(env, "w1")
         assert dead == []  # its unacknowledged jobs were taken over
         stats = await env.redis.hgetall(env.rt.keys.stats())
         print("fleet:", stats)
