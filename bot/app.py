@@ -22,7 +22,7 @@ from bot.callback import healthz, receive, verify_url
 from bot.clock import Clock, make_clock
 from bot.context import Context
 from bot.health import Health
-from bot.inbox import Inbox, InboxConsumer
+from bot.inbox import Inbox, InboxConsumer, inbox_sealer
 from bot.keys import Keys
 from bot.redis import connect
 from bot.router import Router
@@ -128,8 +128,9 @@ async def audit_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def inbox_ctx(app: web.Application) -> AsyncIterator[None]:
     """The intake side of the durable inbox (used by the callback view)."""
+    settings = app[appkeys.settings]
     app[appkeys.inbox] = Inbox(app[appkeys.redis], app[appkeys.keys], app[appkeys.clock],
-                               app[appkeys.settings].callback)
+                               settings.callback, inbox_sealer(settings))
     yield
 
 
@@ -139,7 +140,7 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
     consumer = InboxConsumer(
         app[appkeys.redis], app[appkeys.keys], app[appkeys.clock],
         app[appkeys.settings].callback, routers, lambda source: make_context(app, source),
-        health=app[appkeys.health].loop("inbox"),
+        sealer=inbox_sealer(app[appkeys.settings]), health=app[appkeys.health].loop("inbox"),
     )
     app[appkeys.consumer] = consumer
     consumer.start()

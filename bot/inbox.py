@@ -13,8 +13,13 @@ stream order within a process. Entries left pending by a dead process are taken 
 XAUTOCLAIM once idle for callback.claim_idle_seconds; a live consumer re-claims its in-flight
 entries periodically so a slow handler is not taken over. Delivery to handlers is therefore
 at-least-once: a handler interrupted by a crash runs again after the take-over; a handler that
-completed is never re-run (marker + ack are atomic). A handler's exception is logged (personal
-numbers scrubbed), recorded as outcome "error", and never stops the loop.
+completed is never re-run (marker + ack are atomic).
+
+Nothing in clear at rest: the event is sealed (bot.seal, bound to its dedupe key) before it
+enters the stream, and the entry is deleted in the script that acknowledges it, so what the
+inbox keeps is bounded to the entries not handled yet; the handled log has no content.
+A handler's exception is logged (personal numbers scrubbed), recorded as outcome "error",
+and never stops the loop.
 """
 
 from __future__ import annotations
@@ -42,7 +47,8 @@ from bot.health import LoopHealth
 from bot.keys import Keys
 from bot.masking import scrub
 from bot.router import Router, dispatch
-from bot.settings import CallbackSettings
+from bot.seal import Sealer
+from bot.settings import CallbackSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +61,8 @@ PRUNE_EVERY_SECONDS = 300.0
 
 _PUT = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'PX', ARGV[1]) then
-  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'key', ARGV[2], 'event', ARGV[3])
+  return redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*',
+                    'key', ARGV[2], 'sealed', ARGV[3])
 end
 return false
 """
@@ -65,18 +72,26 @@ if redis.call('SET', KEYS[1], ARGV[4], 'NX', 'PX', ARGV[1]) then
   redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[7], '*',
              'key', ARGV[2], 'kind', ARGV[3], 'outcome', ARGV[4], 'consumer', ARGV[8])
 end
-return redis.call('XACK', KEYS[3], ARGV[5], ARGV[6])
+local acked = redis.call('XACK', KEYS[3], ARGV[5], ARGV[6])
+redis.call('XDEL', KEYS[3], ARGV[6])
+return acked
 """
 
 ContextFactory = Callable[[str], Context]
+
+
+def inbox_sealer(settings: Settings) -> Sealer:
+    """The sealer of inbox entries (bot.seal): every process derives the same one."""
+    return Sealer(settings.wecom.encoding_aes_key.get_secret_value(), "inbox")
 
 
 class Inbox:
     """Puts parsed callback events into the durable inbox, once per dedupe key."""
 
     def __init__(self, redis: aioredis.Redis, keys: Keys, clock: Clock,
-                 settings: CallbackSettings) -> None:
+                 settings: CallbackSettings, sealer: Sealer) -> None:
         self._keys = keys
+        self._sealer = sealer
         self._ttl_ms = clock.real_ms(settings.dedupe_ttl)
         self._put = ScriptBatcher(redis, _PUT)  # concurrent callbacks share round trips
 
@@ -84,7 +99,8 @@ class Inbox:
         """The new stream id, or None when this event was already received (a re-delivery)."""
         key = event.dedupe_key
         entry = await self._put([self._keys.dedupe(key), self._keys.inbox()],
-                                [self._ttl_ms, key, event.to_json(), STREAM_MAXLEN])
+                                [self._ttl_ms, key, self._sealer.seal(event.to_json(), key),
+                                 STREAM_MAXLEN])
         return str(entry) if entry else None
 
 
@@ -117,8 +133,9 @@ class InboxConsumer:
 
     def __init__(self, redis: aioredis.Redis, keys: Keys, clock: Clock,
                  settings: CallbackSettings, routers: Sequence[Router],
-                 make_context: ContextFactory, *, name: str = "",
+                 make_context: ContextFactory, *, sealer: Sealer, name: str = "",
                  health: LoopHealth | None = None) -> None:
+        self._sealer = sealer
         self.name = name or consumer_name()
         self.health = health or LoopHealth("inbox", 300.0)
         self._redis = redis
@@ -269,7 +286,9 @@ class InboxConsumer:
     async def _process_entry(self, entry_id: str, fields: dict[str, str]) -> None:
         key = fields.get("key", "")
         try:
-            event = event_from_json(fields["event"])
+            raw = (self._sealer.open(fields["sealed"], key) if "sealed" in fields
+                   else fields["event"])  # an entry queued before sealing came in
+            event = event_from_json(raw)
         except (KeyError, ValueError, TypeError):
             log.error("收件箱条目 %s 无法解析，已跳过", entry_id)
             await self._settle(entry_id, key or f"invalid:{entry_id}", "invalid", "invalid")

@@ -46,7 +46,7 @@ from redis.exceptions import RedisError
 
 from bot.context import Context
 from bot.events import KfMessage, KfNotice
-from bot.inbox import STREAM_MAXLEN, Inbox
+from bot.inbox import STREAM_MAXLEN, Inbox, inbox_sealer
 from bot.keys import Keys
 from bot.masking import scrub
 from bot.router import Router, dispatch
@@ -311,5 +311,6 @@ async def on_kf_notice(event: KfNotice, ctx: Context) -> None:
                       event.open_kfid, event.attempt + 1, error)
             return
         log.warning("微信客服账号 %s 拉取失败，稍后重试: %s", event.open_kfid, error)
-        inbox = Inbox(ctx.redis, ctx.keys, ctx.clock, ctx.settings.callback)
+        inbox = Inbox(ctx.redis, ctx.keys, ctx.clock, ctx.settings.callback,
+                      inbox_sealer(ctx.settings))
         await inbox.put(dataclasses.replace(event, attempt=event.attempt + 1))

@@ -6,7 +6,9 @@ that start `gridbot` subprocesses pass them `redis_url`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -15,16 +17,22 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from bot.clock import Clock
 from bot.cluster import EmbeddedCluster
 from bot.keys import Keys
 from bot.redis import EmbeddedRedis, connect
 from bot.settings import Settings, load_settings
-from tests.leakscan import no_personal_number_leaks  # noqa: F401  (autouse, suite-wide)
+from tests.leakscan import (  # noqa: F401  (the guard is autouse, suite-wide)
+    no_personal_number_leaks,
+    scan_redis,
+    track_redis_servers,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 TEST_CORP_ID = "wwgridbottest0001"
+track_redis_servers()  # their AOF/RDB files are scanned at the end (tests/zz)
 
 
 def cluster_engine() -> bool:
@@ -49,13 +57,18 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
-async def redis(redis_url: str) -> AsyncIterator[aioredis.Redis]:
-    """A client on a flushed database."""
+async def redis(redis_url: str, request: pytest.FixtureRequest
+                ) -> AsyncIterator[aioredis.Redis]:
+    """A client on a flushed database; what the test left is scanned for personal numbers
+    (tests/leakscan.py) before it is flushed."""
     client = connect(redis_url)
     await client.flushdb()
     try:
         yield client
     finally:
+        if not request.node.get_closest_marker("leaks_expected"):
+            with contextlib.suppress(RedisError):  # a test may leave its server stopped
+                await asyncio.to_thread(scan_redis, redis_url)
         await client.flushdb()
         await client.aclose()
 

@@ -196,7 +196,8 @@ async def test_the_same_harness_accepts_a_good_callback(
 
     await wait_until(handled, what="the handled record")
     after = await footprint(redis, keys)
-    assert after == (before[0] + 1, before[1] + 1, before[2] + 1, before[3] + 1)
+    # the inbox entry is gone once handled (nothing kept in clear, or at all): issue 10
+    assert after == (before[0], before[1] + 1, before[2] + 1, before[3] + 1)
 
 
 async def test_verification_get_with_bad_signature_is_refused(

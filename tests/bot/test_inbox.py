@@ -13,7 +13,7 @@ from bot import appkeys
 from bot.app import create_app
 from bot.context import Context
 from bot.events import TextMessage
-from bot.inbox import GROUP, Inbox, handled_records
+from bot.inbox import GROUP, Inbox, handled_records, inbox_sealer
 from bot.keys import Keys
 from bot.router import Router
 from bot.settings import Settings
@@ -54,13 +54,37 @@ async def start(aiohttp_client: ClientFactory, settings: Settings, router: Route
 async def test_put_is_idempotent_per_dedupe_key(
     redis: aioredis.Redis, keys: Keys, clock: Any, make_settings: Callable[..., Settings]
 ) -> None:
-    inbox = Inbox(redis, keys, clock, make_settings().callback)
+    settings = make_settings()
+    inbox = Inbox(redis, keys, clock, settings.callback, inbox_sealer(settings))
     first = await inbox.put(message(1))
     assert first is not None
     assert await inbox.put(message(1)) is None
     assert await inbox.put(message(2)) is not None
     assert await redis.xlen(keys.inbox()) == 2
     assert 0 < await redis.pttl(keys.dedupe(message(1).dedupe_key)) <= 7 * 86400 * 1000
+
+
+async def test_the_inbox_keeps_nothing_in_clear_and_nothing_once_handled(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], redis: aioredis.Redis,
+    keys: Keys,
+) -> None:
+    """Issue 10: the stream held every decrypted message, numbers included, for good."""
+    phone, id_number = "13912345678", "11010519491231002X"
+    client = await start(aiohttp_client, make_settings(), content_router(lambda _: 0.3))
+    inbox = client.app[appkeys.inbox]
+    await inbox.put(message(1, content=f"电话 {phone} 身份证 {id_number}"))
+    queued = await redis.xrange(keys.inbox())
+    assert len(queued) == 1  # waiting for its handler: sealed, bound to its dedupe key
+    raw = repr(queued)
+    assert phone not in raw and id_number not in raw and "电话" not in raw
+    await wait_until(lambda: _handled(redis, keys, 1), what="the handled record")
+    assert await contents(redis) == [f"电话 {phone} 身份证 {id_number}"]  # opened intact
+    assert await redis.xlen(keys.inbox()) == 0  # deleted once handled: a bounded life
+    assert phone not in repr(await redis.xrange(keys.handled()))
+
+
+async def _handled(redis: aioredis.Redis, keys: Keys, count: int) -> bool:
+    return await redis.xlen(keys.handled()) >= count
 
 
 async def test_a_failing_handler_is_isolated_and_recorded(
@@ -88,7 +112,7 @@ async def test_entries_of_a_dead_consumer_are_taken_over(
     keys: Keys, clock: Any,
 ) -> None:
     settings = make_settings({"GRIDBOT_CALLBACK__CLAIM_IDLE_SECONDS": "0.3"})
-    inbox = Inbox(redis, keys, clock, settings.callback)
+    inbox = Inbox(redis, keys, clock, settings.callback, inbox_sealer(settings))
     await redis.xgroup_create(keys.inbox(), GROUP, id="0", mkstream=True)
     await inbox.put(message(1, content="orphan"))
     # a consumer that read the entry and died before acknowledging it
