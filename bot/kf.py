@@ -120,6 +120,10 @@ class LeaseLost(Exception):
     """Another process took the account over (we were too slow): stop, it continues."""
 
 
+class ClaimBusy(Exception):
+    """A message stayed claimed by a process that lost the account: try the pull later."""
+
+
 class KfIntake:
     """Pulls one account's sync_msg pages and dispatches each message once."""
 
@@ -244,7 +248,12 @@ class KfIntake:
         by_sender: dict[str, list[KfMessage]] = {}
         for item in items:
             by_sender.setdefault(item.sender, []).append(item)
-        await asyncio.gather(*(self._in_order(messages) for messages in by_sender.values()))
+        results = await asyncio.gather(
+            *(self._in_order(messages) for messages in by_sender.values()),
+            return_exceptions=True)  # let every resident's run finish before failing the page
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     async def _in_order(self, messages: Sequence[KfMessage]) -> None:
         for message in messages:
@@ -275,7 +284,7 @@ class KfIntake:
             if state != 2:
                 return state
             if time.monotonic() > deadline:
-                raise LeaseLost(keys[1])
+                raise ClaimBusy(keys[1])
             await asyncio.sleep(POLL_SECONDS)
 
     async def _run(self, message: KfMessage) -> str:
@@ -305,7 +314,7 @@ async def on_kf_notice(event: KfNotice, ctx: Context) -> None:
     intake = KfIntake(ctx.redis, ctx.keys, ctx.wecom, ctx.settings.kf, routers_of(ctx), ctx)
     try:
         await intake.on_notice(event.open_kfid, event.token)
-    except (TransientError, RateLimitedError, AmbiguousError) as error:
+    except (TransientError, RateLimitedError, AmbiguousError, ClaimBusy) as error:
         if event.attempt >= MAX_ATTEMPTS:
             log.error("微信客服账号 %s 拉取失败 %s 次，放弃；下次回调时再拉取: %s",
                       event.open_kfid, event.attempt + 1, error)
