@@ -7,6 +7,7 @@ carry them through the durable inbox stream as JSON.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -106,8 +107,10 @@ class KfNotice(Event):
 
     @property
     def dedupe_key(self) -> str:
-        # WeCom's retries of one callback carry the same Token; two callbacks never do
-        key = f"{self.kind}:{self.open_kfid}:{self.token or self.create_time}"
+        # WeCom's retries of one callback carry the same Token; two callbacks never do. Only a
+        # digest of it: dedupe keys end up in logs and the handled log
+        tag = hashlib.sha256(self.token.encode()).hexdigest()[:20] if self.token else ""
+        key = f"{self.kind}:{self.open_kfid}:{tag or self.create_time}"
         return f"{key}:retry{self.attempt}" if self.attempt else key
 
 
