@@ -309,23 +309,41 @@ class BroadcastService:
                                    lambda: self._progress(actor, notice_id))
 
     async def _progress(self, actor: str, notice_id: int | None) -> Reply:
-        person = await self._person(actor)
-        if not person.is_police:
-            raise Refused("只有民警、辅警可以查看通知进度。")
         if notice_id is None:
+            await self._viewer(actor)
             latest = await self.rt.notices.latest_of(actor)
             if not latest:
                 return Reply(False, "您还没有发布过通知。请写「进度 编号」。")
             notice_id = latest[0]
-        notice = await self._notice(notice_id)
-        if notice.issuer != actor:
-            await self._must_cover(person, notice.target.codes)
+        notice = await self._viewable(actor, notice_id)
         snap = await snapshot(self.rt, notice_id)
         assert snap is not None
         counts = {s.value: n for s, n in snap.counts().items()}
         return Reply(True, snap.text(), notice_id, {"status": notice.status.value,
                                                     "counts": counts, "total": snap.total,
                                                     "in_time": snap.in_time()})
+
+    async def may_view(self, actor: str, notice_id: int, *, source: str = "") -> Reply:
+        """The 进度 rule without building the progress text (the console renders its own
+        view of the same snapshot); audited as a progress view."""
+        async def run() -> Reply:
+            notice = await self._viewable(actor, notice_id)
+            return Reply(True, notice.title, notice_id)
+
+        return await self._audited(actor, "broadcast.progress", f"#{notice_id}", source, run)
+
+    async def _viewer(self, actor: str) -> Person:
+        person = await self._person(actor)
+        if not person.is_police:
+            raise Refused("只有民警、辅警可以查看通知进度。")
+        return person
+
+    async def _viewable(self, actor: str, notice_id: int) -> Notice:
+        person = await self._viewer(actor)
+        notice = await self._notice(notice_id)
+        if notice.issuer != actor:
+            await self._must_cover(person, notice.target.codes)
+        return notice
 
     async def acknowledge(self, actor: str, notice_id: int, *, source: str = "") -> Reply:
         """已转达: a grid worker says they passed the notice on (e.g. forwarded it by hand)."""

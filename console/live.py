@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 log = logging.getLogger("gridbot.console.live")
-DEBOUNCE = 0.15  # real seconds: deliveries come in bursts
+DEBOUNCE = 0.25  # real seconds: deliveries come in bursts; one render and push per burst
 Render = Callable[[int], Awaitable[dict[str, Any] | None]]
 
 
@@ -34,11 +34,13 @@ class _Feed:
 
 
 class LiveHub:
-    def __init__(self, redis: aioredis.Redis, pattern: str, render: Render) -> None:
+    def __init__(self, redis: aioredis.Redis, pattern: str, render: Render,
+                 shrink: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> None:
         self._redis = redis
         self._pattern = pattern  # e.g. gridbot:bc:live:*
         self._prefix = pattern.rstrip("*")
         self._render = render
+        self._shrink = shrink  # what of a render goes down the stream
         self._feeds: dict[int, _Feed] = {}
         self._task: asyncio.Task[None] | None = None
         self.ready = asyncio.Event()
@@ -110,7 +112,9 @@ class LiveHub:
             return
         if payload is None:
             return
-        push(feed.queues, json.dumps({**payload, "since": since}, ensure_ascii=False))
+        # `since` first: a client may read it without parsing the whole page fragment
+        push(feed.queues, json.dumps({"since": since, **self._shrink(payload)},
+                                     ensure_ascii=False))
 
 
 def push(queues: set[asyncio.Queue[str]], data: str) -> None:

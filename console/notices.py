@@ -7,22 +7,66 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
 
 from broadcasts.api import KINDS, draft_from_json
+from broadcasts.deps import Runtime
 from broadcasts.grammar import GrammarError
-from broadcasts.models import Notice, NoticeKind, NoticeStatus, PairState
-from broadcasts.progress import snapshot
+from broadcasts.models import Notice, NoticeKind, NoticeStatus, PairState, PlannedGroup
+from broadcasts.progress import Snapshot, snapshot
 from broadcasts.service import Reply
 from console import rollup
-from console.guard import Refusal, Viewer, deps_key, signed_in, source_of
+from console.guard import Refusal, Viewer, signed_in, source_of
 from console.html import e, form, respond, shell, table
 from console.live import LiveHub
 from registry.models import Role
+from registry.store import Registry
 
 hub_key = web.AppKey("console_live", LiveHub)
+RenderFn = Callable[[int], Awaitable[dict[str, Any] | None]]
+
+
+class RenderCache:
+    """The rendered live part of a notice, shared by every viewer in this process for
+    `ttl` real seconds (a page may be that stale; its live stream then keeps it current).
+    One render at a time per notice: concurrent viewers wait for it instead of repeating it."""
+
+    def __init__(self, render: RenderFn, ttl: float = 1.0) -> None:
+        self._render = render
+        self._ttl = ttl
+        self._entries: dict[int, tuple[float, dict[str, Any] | None]] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    def _fresh(self, nid: int) -> tuple[float, dict[str, Any] | None] | None:
+        entry = self._entries.get(nid)
+        return entry if entry and time.monotonic() - entry[0] < self._ttl else None
+
+    async def get(self, nid: int) -> dict[str, Any] | None:
+        entry = self._fresh(nid)
+        if entry is not None:
+            return entry[1]
+        async with self._locks.setdefault(nid, asyncio.Lock()):
+            entry = self._fresh(nid)
+            if entry is not None:
+                return entry[1]
+            return await self.refresh(nid)
+
+    async def refresh(self, nid: int) -> dict[str, Any] | None:
+        value = await self._render(nid)
+        now = time.monotonic()
+        self._entries[nid] = (now, value)
+        for old in [k for k, (at, _) in self._entries.items() if now - at > 60]:
+            del self._entries[old]
+            self._locks.pop(old, None)
+        return value
+
+
+cache_key = web.AppKey("console_render", RenderCache)
 LIST_LIMIT = 50
 SCAN_LIMIT = 400
 KEEPALIVE = 15.0  # real seconds between SSE comments (proxies drop idle streams)
@@ -154,8 +198,8 @@ async def detail(request: web.Request, viewer: Viewer) -> web.StreamResponse:
 
 
 async def _allowed(request: web.Request, viewer: Viewer, nid: int) -> None:
-    """进度 through the service: its rules decide, and it audits the view or the refusal."""
-    reply = await viewer.deps.broadcasts().progress(viewer.userid, nid,
+    """进度's rule through the service: it decides, and it audits the view or the refusal."""
+    reply = await viewer.deps.broadcasts().may_view(viewer.userid, nid,
                                                     source=source_of(request))
     if not reply.ok:
         raise Refusal(403 if reply.outcome == "refused" else 404, "无法查看", reply.text)
@@ -164,7 +208,7 @@ async def _allowed(request: web.Request, viewer: Viewer, nid: int) -> None:
 async def _detail(request: web.Request, viewer: Viewer, nid: int, flash: str = "",
                   status: int = 200) -> web.StreamResponse:
     await _allowed(request, viewer, nid)
-    view = await render(viewer.deps.rt, viewer.deps.registry, nid)
+    view = await request.app[cache_key].get(nid)
     assert view is not None
     notice = await viewer.deps.rt.notices.get(nid)
     assert notice is not None
@@ -196,18 +240,60 @@ def _actions(viewer: Viewer, n: Notice) -> str:
     return f'<section class="card actions">{"".join(out)}</section>' if out else ""
 
 
-async def render(rt: Any, registry: Any, nid: int) -> dict[str, Any] | None:
-    """The live part of a notice page (also what SSE pushes)."""
-    snap = await snapshot(rt, nid)
-    if snap is None:
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A released notice's plan never changes: its groups and the names of the nodes on
+    their paths are read once per process (PLAN_SECONDS), not at every update."""
+
+    groups: dict[str, PlannedGroup]
+    names: dict[str, str]
+    at: float
+
+
+_plans: dict[int, Plan] = {}
+PLAN_SECONDS = 300.0
+
+
+async def _plan(rt: Runtime, registry: Registry, nid: int) -> Plan:
+    now = time.monotonic()
+    plan = _plans.get(nid)
+    if plan is None or now - plan.at > PLAN_SECONDS:
+        groups = await rt.plans.groups(nid)
+        codes = {c for g in groups.values() for c in g.path}
+        plan = Plan(groups, await rollup.node_names(registry, codes), now)
+        for old in [k for k, p in _plans.items() if now - p.at > PLAN_SECONDS]:
+            del _plans[old]
+        _plans[nid] = plan
+    return plan
+
+
+async def render(rt: Runtime, registry: Registry, nid: int) -> dict[str, Any] | None:
+    """The live part of a notice page (also what SSE pushes): one read of the pairs, the
+    plan from the process's cache."""
+    notice = await rt.notices.get(nid)
+    if notice is None:
         return None
+    plan = await _plan(rt, registry, nid) if notice.started_at else \
+        Plan(await rt.plans.groups(nid), {}, 0.0)
+    pairs = await rt.state.pairs(nid)
+    acks = int(await rt.redis.hlen(rt.keys.acks(nid)))
+    snap = Snapshot(notice, rt.clock.now(), plan.groups, pairs, acks)
     tree = rollup.build(snap)
-    await rollup.name_nodes(registry, tree)
+    rollup.name_nodes(tree, plan.names or await rollup.node_names(
+        registry, {c for g in plan.groups.values() for c in g.path}))
     counts = snap.counts()
-    html = (rollup.summary(snap) + '<section class="card"><h2>逐级送达</h2>'
+    summary = rollup.summary(snap)
+    nodes, waiting = rollup.changes(tree)
+    html = (f'<div id="summary">{summary}</div><section class="card"><h2>逐级送达</h2>'
             f'<div class="tree">{rollup.tree_html(tree)}</div></section>')
-    return {"html": html, "delivered": counts.get(PairState.DELIVERED, 0),
-            "total": snap.total, "status": snap.notice.status.value}
+    return {"html": html, "summary": summary, "nodes": nodes, "waiting": waiting,
+            "delivered": counts.get(PairState.DELIVERED, 0), "total": snap.total,
+            "status": snap.notice.status.value}
+
+
+def live_part(view: dict[str, Any] | None) -> dict[str, Any]:
+    """An update for a page already showing the tree: everything but the full fragment."""
+    return {k: v for k, v in (view or {}).items() if k != "html"}
 
 
 async def late_page(request: web.Request, viewer: Viewer) -> web.StreamResponse:
@@ -227,7 +313,6 @@ async def late_page(request: web.Request, viewer: Viewer) -> web.StreamResponse:
 async def live(request: web.Request, viewer: Viewer) -> web.StreamResponse:
     nid = int(request.match_info["nid"])
     await _allowed(request, viewer, nid)
-    deps = request.app[deps_key]
     hub = request.app[hub_key]
     queue = hub.watch(nid)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
@@ -235,8 +320,9 @@ async def live(request: web.Request, viewer: Viewer) -> web.StreamResponse:
                                            "X-Accel-Buffering": "no"})
     await response.prepare(request)
     try:
-        first = await render(deps.rt, deps.registry, nid)
-        await response.write(_event(json.dumps({**(first or {}), "since": 0})))
+        first = await request.app[cache_key].get(nid)
+        await response.write(_event(json.dumps({"since": 0, **live_part(first)},
+                                               ensure_ascii=False)))
         while True:
             try:
                 data = await asyncio.wait_for(queue.get(), KEEPALIVE)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from aiohttp import web
 
 from console.guard import Viewer, signed_in, source_of
@@ -34,7 +36,23 @@ async def node_page(request: web.Request, viewer: Viewer) -> web.StreamResponse:
                          csrf=viewer.csrf, active="overview", nav=viewer.nav))
 
 
+_cards: dict[str, tuple[float, str]] = {}
+CARD_SECONDS = 10.0  # group counts change with the registry's sync, not by the second
+
+
 async def _node_card(viewer: Viewer, node: Node) -> str:
+    """One node and its next level (the same for everyone allowed to see the node, so
+    kept per process for CARD_SECONDS: a county's 100 officers opening it cost one read)."""
+    now = time.monotonic()
+    cached = _cards.get(node.code)
+    if cached is not None and now - cached[0] < CARD_SECONDS:
+        return cached[1]
+    card = await _build_card(viewer, node)
+    _cards[node.code] = (now, card)
+    return card
+
+
+async def _build_card(viewer: Viewer, node: Node) -> str:
     registry = viewer.deps.registry
     kids = await registry.children(node.code)
     rows = []

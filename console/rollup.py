@@ -12,6 +12,7 @@ from registry.models import Person
 from registry.store import Registry
 
 MAX_CHILDREN = 60  # per node on the page; the rest are summed in one line
+DELIVERED_LABEL = PairState.DELIVERED.label
 
 
 @dataclass
@@ -46,7 +47,10 @@ def build(snap: Snapshot) -> Branch:
         branch = root
         for code in ("", *g.path):
             if code:
-                branch = branch.children.setdefault(code, Branch(code))
+                child = branch.children.get(code)
+                if child is None:
+                    child = branch.children[code] = Branch(code)
+                branch = child
             branch.total += 1
             branch.delivered += done
             branch.late += chat in late
@@ -54,15 +58,12 @@ def build(snap: Snapshot) -> Branch:
     return root
 
 
-async def name_nodes(registry: Registry, root: Branch) -> None:
-    codes: list[str] = []
-    stack = [root]
-    while stack:
-        branch = stack.pop()
-        codes += branch.children
-        stack += branch.children.values()
-    nodes = await registry.nodes(codes)
-    names = {n.code: n.name for n in nodes if n is not None}
+async def node_names(registry: Registry, codes: set[str]) -> dict[str, str]:
+    nodes = await registry.nodes(sorted(codes))
+    return {n.code: n.name for n in nodes if n is not None}
+
+
+def name_nodes(root: Branch, names: dict[str, str]) -> None:
     stack = [root]
     while stack:
         branch = stack.pop()
@@ -98,19 +99,25 @@ def _past(snap: Snapshot) -> bool:
     return snap.deadline_at > 0 and snap.now >= snap.deadline_at
 
 
+def _cls(b: Branch) -> str:
+    return "ok" if b.delivered == b.total else ("late" if b.late else "wait")
+
+
 def tree_html(branch: Branch, depth: int = 0) -> str:
-    """Nested <details>: a node per line with delivered/total, late ones first."""
+    """Nested <details>: a node per line with delivered/total, the least delivered first;
+    under each node the groups still waiting (or failed): what an officer has to chase."""
     kids = sorted(branch.children.values(),
                   key=lambda b: (b.delivered / b.total if b.total else 1.0, b.code))
     out = []
     for child in kids[:MAX_CHILDREN]:
-        full = child.delivered == child.total
-        cls = "ok" if full else ("late" if child.late else "wait")
         inner = tree_html(child, depth + 1)
-        groups = "".join(f'<li class="g">{e(name)} <small>{e(state)}</small></li>'
-                         for _, name, state in sorted(child.groups)[:MAX_CHILDREN])
+        waiting = [(chat, name, state) for chat, name, state in sorted(child.groups)
+                   if state != DELIVERED_LABEL]
+        groups = "".join(f'<li class="g" data-chat="{e(chat)}">{e(name)} '
+                         f"<small>{e(state)}</small></li>"
+                         for chat, name, state in waiting[:MAX_CHILDREN])
         opened = " open" if depth < 2 else ""
-        out.append(f'<details{opened} data-code="{e(child.code)}"><summary class="{cls}">'
+        out.append(f'<details{opened} data-code="{e(child.code)}"><summary class="{_cls(child)}">'
                    f'{e(child.name)} <b>{child.delivered}/{child.total}</b></summary>'
                    f'{inner}{"<ul>" + groups + "</ul>" if groups else ""}</details>')
     if len(kids) > MAX_CHILDREN:
@@ -118,6 +125,22 @@ def tree_html(branch: Branch, depth: int = 0) -> str:
         out.append(f"<p class=more>另有 {len(rest)} 个下级，已送达 "
                    f"{sum(b.delivered for b in rest)}/{sum(b.total for b in rest)}</p>")
     return "".join(out)
+
+
+def changes(root: Branch) -> tuple[dict[str, list[object]], dict[str, str]]:
+    """What a live update carries: per node [delivered, total, class], and the state of
+    every group still waiting (a group absent from it has been delivered)."""
+    nodes: dict[str, list[object]] = {}
+    waiting: dict[str, str] = {}
+    stack = [root]
+    while stack:
+        branch = stack.pop()
+        for code, child in branch.children.items():
+            nodes[code] = [child.delivered, child.total, _cls(child)]
+            stack.append(child)
+        waiting.update({chat: state for chat, _, state in branch.groups
+                        if state != DELIVERED_LABEL})
+    return nodes, waiting
 
 
 async def late_groups(registry: Registry, snap: Snapshot) -> list[LateGroup]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -45,10 +46,12 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
         app[appkeys.registry], app[appkeys.audit], app[appkeys.wecom])
     pattern = BroadcastKeys(app[appkeys.keys]).live("*")
 
-    async def render(nid: int) -> dict[str, object] | None:
+    async def render(nid: int) -> dict[str, Any] | None:
         return await notices.render(deps.rt, deps.registry, nid)
 
-    hub = LiveHub(app[appkeys.redis], pattern, render)
+    cache = notices.RenderCache(render)
+    app[notices.cache_key] = cache
+    hub = LiveHub(app[appkeys.redis], pattern, cache.refresh, notices.live_part)
     app[notices.hub_key] = hub
     hub.start()
     yield
