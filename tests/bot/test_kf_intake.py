@@ -5,8 +5,9 @@ and storing its cursor, still hand every resident message to the routers exactly
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -93,9 +94,16 @@ async def test_callback_three_times_and_a_page_read_twice_dispatch_each_message_
     at_cursor = asyncio.Event()
 
     class KilledBeforeCursor(kf_intake.KfIntake):
+        """Stops dead (no heartbeat, no clean-up, nothing more) before storing the cursor,
+        as a process killed with SIGKILL there would."""
+
+        @contextlib.asynccontextmanager
+        async def _renewing(self, lease: str) -> AsyncIterator[None]:
+            yield  # a killed process renews nothing: its lease runs out
+
         async def _store_cursor(self, open_kfid: str, cursor: str) -> None:
             at_cursor.set()
-            await asyncio.Event().wait()  # the process is gone from here on
+            await asyncio.Event().wait()  # never returns: the process is gone
 
     ctx = make_context(app)
     worker = KilledBeforeCursor(ctx.redis, ctx.keys, ctx.wecom, world.settings.kf,
@@ -103,8 +111,7 @@ async def test_callback_three_times_and_a_page_read_twice_dispatch_each_message_
     token = kf_intake_token(said[-1])
     killed = asyncio.create_task(worker.on_notice(world.open_kfid, token))
     await asyncio.wait_for(at_cursor.wait(), 10)
-    killed.cancel()
-    await asyncio.gather(killed, return_exceptions=True)
+    assert await redis.get(keys.kf_account(world.open_kfid, "lease")) == "worker-a"
     assert sorted(await seen(redis)) == sorted(first_page)
     assert await redis.get(keys.kf_account(world.open_kfid, "cursor")) is None
 
@@ -129,6 +136,8 @@ async def test_callback_three_times_and_a_page_read_twice_dispatch_each_message_
     assert kf_done == Counter(f"kf:{m}" for m in [*first_page, later.msgid])
     notices = [r for r in records if r.kind == "kf_msg_or_event"]
     assert len(notices) == 2  # three deliveries of one callback are one inbox entry
+    killed.cancel()  # the frozen stand-in for the dead process
+    await asyncio.gather(killed, return_exceptions=True)
 
 
 def kf_intake_token(posted: Any) -> str:

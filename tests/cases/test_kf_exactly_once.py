@@ -6,8 +6,9 @@ residents in the WeCom simulator over loopback HTTP."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -62,9 +63,16 @@ async def test_callback_three_times_and_a_page_read_twice_make_one_case_per_mess
     at_cursor = asyncio.Event()
 
     class KilledBeforeCursor(kf_intake.KfIntake):
+        """Stops dead (no heartbeat, no clean-up, nothing more) before storing the cursor,
+        as a process killed with SIGKILL there would."""
+
+        @contextlib.asynccontextmanager
+        async def _renewing(self, lease: str) -> AsyncIterator[None]:
+            yield  # a killed process renews nothing: its lease runs out
+
         async def _store_cursor(self, open_kfid: str, cursor: str) -> None:
             at_cursor.set()
-            await asyncio.Event().wait()
+            await asyncio.Event().wait()  # never returns: the process is gone
 
     ctx = make_context(app)
     token = _token(said[-1])
@@ -72,8 +80,7 @@ async def test_callback_three_times_and_a_page_read_twice_make_one_case_per_mess
                                 kf_intake.routers_of(ctx), ctx, name="worker-a")
     killed = asyncio.create_task(worker.on_notice(open_kfid, token))
     await asyncio.wait_for(at_cursor.wait(), 15)
-    killed.cancel()
-    await asyncio.gather(killed, return_exceptions=True)
+    assert await redis.get(keys.kf_account(open_kfid, "lease")) == "worker-a"
 
     # WeCom delivers the callback three times; the next worker reads the same page again
     for _ in range(3):
@@ -97,6 +104,8 @@ async def test_callback_three_times_and_a_page_read_twice_make_one_case_per_mess
                       if "已收到，编号" in m.content)
     assert answers == Counter({"wmA": 2, "wmB": 1, "wmC": 1})
     assert sim.calls("kf/sync_msg") >= 2  # the page was read by both workers
+    killed.cancel()  # the frozen stand-in for the dead process
+    await asyncio.gather(killed, return_exceptions=True)
 
 
 def _token(posted: Any) -> str:
