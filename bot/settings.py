@@ -144,6 +144,7 @@ class BroadcastSettings(BaseModel):
     claim_idle_seconds: float = Field(5.0, gt=0)  # a dead worker's jobs are taken over after this
     # how often a sending notice looks for pairs a restart left behind (broadcasts/sweep.py)
     sweep_interval_seconds: float = Field(60.0, gt=0)
+    max_schedule_ahead_days: int = Field(30, ge=1, le=366)  # 定时 at most this far ahead
     embedded_worker: bool = True  # `gridbot serve` also delivers; add `gridbot worker`s to scale
     ceilings: CeilingSettings = Field(default_factory=CeilingSettings)
 

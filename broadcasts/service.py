@@ -39,6 +39,7 @@ from broadcasts.models import (
 from broadcasts.plan import Plan, make_plan, plan_groups
 from broadcasts.planner import Forecast, demand_of, history_share, machine_floor, poll_interval
 from broadcasts.progress import snapshot
+from broadcasts.validate import check_draft
 from registry.models import DeliveryKind, Level, Person, Role
 
 
@@ -91,6 +92,7 @@ class BroadcastService:
 
     async def _issue(self, actor: str, draft: NoticeDraft) -> Reply:
         person = await self._officer(actor)
+        check_draft(draft, self.rt.clock.now(), self.rt.config)  # before anything is stored
         resolved = await targets.resolve(self.rt.registry, draft.targets, draft.exclude,
                                          person.nodes)
         await self._must_cover(person, resolved.codes)
