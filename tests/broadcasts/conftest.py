@@ -118,6 +118,10 @@ class Env:
             "GRIDBOT_BROADCAST__CLAIM_IDLE_SECONDS":
                 repr(self.settings.broadcast.claim_idle_seconds),
             "GRIDBOT_LOG__LEVEL": "WARNING",
+            # `gridbot serve` refuses to start without its field keys
+            "GRIDBOT_SECURITY__FIELD_KEYS": self.settings.security.field_keys.get_secret_value(),
+            "GRIDBOT_SECURITY__BLIND_INDEX_KEY":
+                self.settings.security.blind_index_key.get_secret_value(),
         }
 
 
