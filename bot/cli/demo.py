@@ -102,6 +102,8 @@ def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("demo", help="演示：模拟企业微信 + 机器人，全程本机运行")
     parser.add_argument("--speed", type=float, default=60.0, help="模拟时钟倍速（默认 60）")
     parser.add_argument("--verbose", action="store_true", help="同时显示运行日志")
+    parser.add_argument("--stay", action="store_true",
+                        help="步骤结束后继续运行，便于在浏览器里查看警务控制台（Ctrl-C 退出）")
     parser.set_defaults(func=run)
 
 
@@ -112,12 +114,16 @@ def run(args: argparse.Namespace) -> int:
             redis_url_for("", Path(tmp) / "redis") as url:
         settings = demo_settings(args.settings, url)
         clock = make_clock(args.speed, time.time())
-        return asyncio.run(play(settings, clock, STEPS))
+        try:
+            return asyncio.run(play(settings, clock, STEPS, stay=args.stay))
+        except KeyboardInterrupt:
+            return 0
 
 
 def demo_settings(path: str | None, redis_url: str) -> Settings:
     """Settings for a throwaway corp: fresh secrets, the given Redis, loopback ports."""
     aes = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    sim = f"http://127.0.0.1:{free_port()}"
     env = {**os.environ,
            "GRIDBOT_WECOM__CORP_ID": "wwgridbotdemo0001", "GRIDBOT_WECOM__AGENT_ID": "1000002",
            "GRIDBOT_WECOM__SECRET": secrets.token_urlsafe(24),
@@ -126,7 +132,11 @@ def demo_settings(path: str | None, redis_url: str) -> Settings:
            "GRIDBOT_SECURITY__BLIND_INDEX_KEY": _key(),
            "GRIDBOT_REDIS__URL": redis_url, "GRIDBOT_SERVER__HOST": "127.0.0.1",
            "GRIDBOT_SERVER__PORT": str(free_port()),
-           "GRIDBOT_WECOM__API_BASE_URL": f"http://127.0.0.1:{free_port()}/cgi-bin/"}
+           "GRIDBOT_WECOM__API_BASE_URL": f"{sim}/cgi-bin/",
+           # the console signs in through the simulator's WeCom pages; plain http on loopback
+           "GRIDBOT_CONSOLE__QR_LOGIN_URL": f"{sim}/wwlogin/sso/login",
+           "GRIDBOT_CONSOLE__OAUTH_URL": f"{sim}/connect/oauth2/authorize",
+           "GRIDBOT_CONSOLE__SECURE_COOKIES": "false"}
     return load_settings(path, env)
 
 
@@ -135,7 +145,7 @@ def _key() -> str:
 
 
 async def play(settings: Settings, clock: Clock, steps: list[Step],
-               out: Callable[[str], None] = print) -> int:
+               out: Callable[[str], None] = print, *, stay: bool = False) -> int:
     """Start simulator and bot, run `steps`, stop everything; 0 when all went as expected."""
     from bot.cli.serve import build_app
     from bot.wecom.simulator import SimConfig, WeComSimulator
@@ -150,11 +160,15 @@ async def play(settings: Settings, clock: Clock, steps: list[Step],
     try:
         await _seed_registry(app)
         _banner(demo)
+        await _console_banner(demo)
         for number, step in enumerate(steps, 1):
             demo.say(f"\n【第 {number} 步】{step.title}")
             await step.run(demo)
         verdict = "全部步骤符合预期" if not demo.failures else f"{len(demo.failures)} 处异常"
         demo.say(f"\n演示结束：机器人共处理回调 {await demo.handled()} 条，{verdict}。")
+        if stay:
+            demo.say("控制台仍在运行，可在浏览器中继续查看；按 Ctrl-C 退出。")
+            await asyncio.Event().wait()
     finally:
         for runner in reversed(runners):
             await runner.cleanup()
@@ -175,6 +189,18 @@ async def _seed_registry(app: web.Application) -> None:
         await registry.upsert_node(node)
     for actor in (OFFICER, GRID_WORKER):
         await registry.upsert_person(Person(actor.userid, actor.name, actor.role, actor.nodes))
+
+
+async def _console_banner(demo: Demo) -> None:
+    """The console's address and a one-time sign-in link for the demo's officer (the same
+    session WeCom's QR login gives; the link works once, for an hour)."""
+    from console.guard import deps_key
+
+    settings = demo.settings
+    base = f"http://{settings.server.host}:{settings.server.port}"
+    token = await demo.app[deps_key].sessions.new_link(OFFICER.userid, ttl_seconds=3600)
+    demo.say(f"  警务控制台：{base}/console/（企业微信扫码登录由模拟器代替）")
+    demo.say(f"  {OFFICER.label}的一次性登录链接：{base}/console/auth/link/{token}")
 
 
 def _banner(demo: Demo) -> None:

@@ -23,3 +23,4 @@ async def test_demo_plays_every_step_as_expected(redis_url: str, redis: aioredis
     assert "处理 1 次，回复 1 次" in text
     assert "全部步骤符合预期" in text
     assert "采集 人口" in text and find_leaks(text) == []  # the narration masks input too
+    assert "警务控制台：http://127.0.0.1:" in text and "/console/auth/link/" in text

@@ -11,6 +11,8 @@ import aiohttp
 
 from bot.wecom.simulator.auth import CODE_TTL, OUTSIDER
 from console.guard import COOKIE_PLAIN
+from console.keys import ConsoleKeys
+from console.sessions import SessionStore
 from tests.console.conftest import COUNTY_OFFICER, OTHER_OFFICER, Console, csrf_of, query_of
 
 Make = Callable[..., Awaitable[Console]]
@@ -198,3 +200,16 @@ async def test_sign_out_and_idle_expiry(make_console: Make) -> None:
         async with s.get(console.base + "/console/notices") as r:
             assert r.status == 401
     assert csrf_of("<meta name=\"csrf\" content=\"x\">") == "x"
+
+
+async def test_one_time_sign_in_link(make_console: Make) -> None:
+    """The demo prints such a link: it signs in once, then is spent."""
+    console = await make_console()
+    sessions = SessionStore(console.env.redis, ConsoleKeys(console.env.keys), idle_seconds=60,
+                            max_seconds=600)
+    token = await sessions.new_link(COUNTY_OFFICER)
+    url = console.base + f"/console/auth/link/{token}"
+    async with await console.client() as s, s.get(url, headers=HTML) as r:
+        assert r.status == 200 and "李警官" in await r.text()
+    async with await console.client() as s, s.get(url, headers=HTML) as r:
+        assert r.status == 403
