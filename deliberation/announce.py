@@ -35,9 +35,14 @@ async def to_groups(deps: DelibDeps, matter: Matter, text: str) -> int | None:
                        deps.registry, deps.audit)
     draft = NoticeDraft(NoticeLevel.NORMAL, Content(texts.fit(text, 1800)),
                         targets=(matter.village,))
+    service, officer = BroadcastService(rt), officers[0].userid
     try:
-        reply = await BroadcastService(rt).issue(officers[0].userid, draft,
-                                                 source=f"deliberation:{matter.id}")
+        reply = await service.issue(officer, draft, source=f"deliberation:{matter.id}")
+        if reply.ok and reply.notice_id is not None and "确认" in reply.text:
+            # a village with more groups than the preview threshold: the matter's own
+            # opening (or closing) is the officer's decision, no second confirmation
+            reply = await service.confirm(officer, reply.notice_id,
+                                          source=f"deliberation:{matter.id}")
     except Exception:  # announcing must never undo the matter's state change
         log.exception("群通知发送失败 %s", matter.id)
         return None

@@ -34,6 +34,10 @@ class DelibKeys:
         """Append-only list of canonical entries (the chained record)."""
         return self._m(matter, "entries")
 
+    def finalising(self, matter: str) -> str:
+        """SET NX marker: one process counts and announces a closed matter."""
+        return self._m(matter, "finalising")
+
     def hashes(self, matter: str) -> str:
         """Chain hashes, written when the matter closes."""
         return self._m(matter, "hashes")

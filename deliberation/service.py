@@ -36,6 +36,7 @@ from registry.models import Level, Node, Person, Role
 T = TypeVar("T")
 MAX_TITLE, MAX_BACKGROUND, MAX_OPTION, MAX_OPTIONS = 60, 300, 20, 8
 MAX_OPEN_DAYS = 60
+FINALISE_SECONDS = 120.0  # simulated; a counter that died is replaced after this
 
 
 class Refused(Exception):
@@ -209,8 +210,7 @@ class MatterService:
             status, _ = await self.deps.matters.record_hands(matter.id, counts, present)
             if status != "ok":
                 raise Refused(texts.HANDS_ANSWERS[status])
-            closed = await self.finalise(matter.id, by=actor)
-            return Reply(True, texts.result(closed), matter.id, closed.result)
+            return _result_reply(await self.finalise(matter.id, by=actor))
         return await self._audited(actor, "deliberation.hands", matter_id, source, run)
 
     # --- status, closing, results ---------------------------------------------------------
@@ -221,7 +221,7 @@ class MatterService:
                 raise Refused("只有议题组织者和本村负责民警可以查看进度")
             if matter.status is Status.CLOSED:
                 matter = await self.finalise(matter.id, by=matter.closed_by or "system")
-                return Reply(True, texts.result(matter), matter.id, matter.result)
+                return _result_reply(matter)
             turnout = await self.deps.matters.turnout(matter.id)
             return Reply(True, texts.turnout(matter, turnout), matter.id,
                          {"turnout": turnout, "eligible": matter.eligible})
@@ -234,8 +234,7 @@ class MatterService:
                 raise Refused("只有议题组织者和本村负责民警可以结束表决")
             if not await self.deps.matters.transition(matter.id, Status.OPEN, Status.CLOSED):
                 raise Refused(f"{matter.id} 当前{matter.status.label}，不能结束")
-            closed = await self.finalise(matter.id, by=actor)
-            return Reply(True, texts.result(closed), matter.id, closed.result)
+            return _result_reply(await self.finalise(matter.id, by=actor))
         return await self._audited(actor, "deliberation.close", matter_id, source, run)
 
     async def extend(self, actor: str, matter_id: str, closes_at: float, *,
@@ -281,6 +280,9 @@ class MatterService:
         matter = await self._matter(matter_id)
         if matter.result or matter.status is not Status.CLOSED:
             return matter
+        if not await self.deps.redis.set(self.deps.keys.finalising(matter.id), by, nx=True,
+                                         px=self.deps.clock.real_ms(FINALISE_SECONDS)):
+            return matter  # another process is counting it (or died: retried after expiry)
         entries = await self.deps.matters.entries(matter.id)
         present, counts = chain.count(entries, len(matter.options))
         hashes = chain.hashes(matter.id, matter.roll_hash, entries)
@@ -386,6 +388,13 @@ class MatterService:
         person = await self.deps.registry.person(actor)
         return person is not None and person.role is Role.OFFICER and \
             await self.deps.registry.covers(actor, matter.village)
+
+
+def _result_reply(matter: Matter) -> Reply:
+    if not matter.result:
+        return Reply(True, f"议题 {matter.id} 已结束，正在计票，"
+                           f"请稍后发「议题 进度 {matter.id}」查看。", matter.id)
+    return Reply(True, texts.result(matter), matter.id, matter.result)
 
 
 def _validate(draft: MatterDraft, opens: float, closes: float) -> None:

@@ -89,3 +89,19 @@ async def test_due_times_open_and_close_once(w: World) -> None:
     assert closed is not None and closed.status is Status.CLOSED
     assert closed.result["present"] == 4 and closed.closed_by == "system"
     assert await w.deps.matters.due_now(w.deps.now()) == []
+
+
+async def test_a_closed_matter_is_counted_and_announced_once(w: World) -> None:
+    import asyncio
+
+    await six_households(w)
+    matter = await open_matter(w)
+    for link in (await all_links(w, matter))[:5]:
+        await w.vote(link, 0)
+    assert await w.deps.matters.transition(matter, Status.OPEN, Status.CLOSED)
+    services = [MatterService(w.deps) for _ in range(4)]  # as if in four processes
+    await asyncio.gather(*(s.finalise(matter, by="system") for s in services))
+    closed = await w.deps.matters.get(matter)
+    assert closed is not None and closed.result["present"] == 5
+    assert len(closed.notice_ids) == 2  # the opening and ONE result notice
+    assert await services[0].verify_stored(matter)
