@@ -6,8 +6,8 @@
     选项：同意、不同意、弃权      名单：本村住户          (或 张三户、李四户 …)
     表决：每户 | 每人             方式：两段 | 一段
     会议：村民会议 | 村民代表会议 公开值来源：12月10日深证成指收盘
-    通过：过半数 | 三分之二       承诺：<sha256>、<sha256>
-    方式：网上 | 举手
+    通过：过半数 | 三分之二       承诺：<sha256>、<sha256>   (委员会各自原值的哈希)
+    方式：网上 | 举手             附加值：各户自愿提供的数字、…  (并入名单哈希与种子)
     开始：12月1日 9:00            (省略：立即)
     截止：3天 | 12小时 | 12月10日 18:00 | 2026-12-10 18:00
     改票：允许
@@ -129,7 +129,8 @@ def parse_draw(text: str) -> DrawDraft:
         village=raw["村"], title=raw["标题"], items=items(raw["物品"]),
         participants=participants, two_stage=raw.get("方式", "两段") != "一段",
         public_source=raw.get("公开值来源", ""),
-        commitments=tuple(c.lower() for c in _SPLIT.split(raw.get("承诺", "")) if c))
+        commitments=tuple(c.lower() for c in _SPLIT.split(raw.get("承诺", "")) if c),
+        contributions=tuple(c for c in _SPLIT.split(raw.get("附加值", "")) if c))
 
 
 _HANDS = re.compile(r"^(\S+)\s+到会\s*(\d{1,6})\s*(.*)$", re.S)

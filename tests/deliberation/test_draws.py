@@ -25,7 +25,8 @@ async def forty_households(w: World) -> None:
 async def fixed_draw(w: World) -> str:
     commitments = "、".join(lottery.sha256(v) for v in COMMITTEE)
     reply = await w.send("p1", "抓阄\n村：东关村\n标题：新宅基地分配\n物品：1-28号地块\n"
-                         f"方式：两段\n公开值来源：12月10日深证成指收盘点位\n承诺：{commitments}")
+                         f"方式：两段\n公开值来源：12月10日深证成指收盘点位\n承诺：{commitments}\n"
+                         "附加值：7、42")
     found = re.search(r"抓阄 (ZJ\d+)「新宅基地分配」名单已固定：40户，物品28项", reply)
     assert found, reply
     assert re.search(r"种子哈希 [0-9a-f]{64}", reply) and re.search(r"名单哈希 [0-9a-f]{64}",
@@ -53,7 +54,7 @@ async def test_draw_28_plots_among_40_households_verifies_bit_for_bit(
         record = await page.json()
     assert lottery.fixed_part(record) == lottery.fixed_part(published_first)
     assert len(record["allocation"]) == 28 and len({i for _, i in record["allocation"]}) == 28
-    assert len(record["participants"]) == 40
+    assert len(record["participants"]) == 40 and record["contributions"] == ["7", "42"]
     # the command line recomputes it from the published file alone
     path = tmp_path / "draw.json"
     path.write_text(json.dumps(record, ensure_ascii=False), encoding="utf-8")
