@@ -141,8 +141,9 @@ async def _report(rt: Runtime, notice_id: int) -> Reply:
     snap = await snapshot(rt, notice_id)
     if snap is None:
         return Reply(False, f"找不到通知 #{notice_id}")
-    header, lines = await final_text(rt, snap)
-    late = snap.late()
+    settled = bool(snap.notice.settled_at)
+    header, lines = await final_text(rt, snap, final=settled)
+    late = snap.late() if snap.now >= snap.deadline_at else []  # none is late before it
     lines += ["未按时送达："] + await late_lines(rt, snap, late) if late else []
     return Reply(True, "\n".join([snap.text(), header, *lines]))
 

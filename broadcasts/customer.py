@@ -31,7 +31,7 @@ from broadcasts.jobs_common import (
 from broadcasts.models import Notice, PairState
 from broadcasts.queue import Job
 from broadcasts.state import Item, Unit, UnitChange
-from broadcasts.tracking import AWAITING, send_results, tell_owner
+from broadcasts.tracking import AWAITING, next_poll, send_results, tell_owner
 
 RECONCILE_LOOKS = 2
 RECONCILE_GAP = 10.0  # simulated seconds between looks for a task WeCom may still be creating
@@ -121,7 +121,8 @@ async def task_created(rt: Runtime, notice: Notice, unit: Unit, chats: list[str]
         return
     await rt.notices.step_done(notice.id, "task", rt.clock.now())
     interval = float(notice.extra.get("poll_interval", rt.config.poll_interval_seconds))
-    await rt.queue.defer([Job("poll", notice.id, unit.name)], created_at + interval)
+    await rt.queue.defer([Job("poll", notice.id, unit.name)],  # the last before the deadline
+                         next_poll(created_at, interval, notice.deadline_at))
     await rt.queue.defer([Job("remind", notice.id, unit.name)],
                          created_at + rt.config.remind_after_seconds)
     if refused:

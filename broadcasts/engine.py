@@ -12,7 +12,7 @@ import json
 from collections.abc import Awaitable, Callable
 
 from bot.wecom.errors import WeComError
-from broadcasts import customer, escalation, report, sending, sweep, tracking
+from broadcasts import customer, escalation, outbox, report, sending, sweep, tracking
 from broadcasts.deps import Runtime
 from broadcasts.jobs_common import Result, check_settled, log
 from broadcasts.models import Notice, NoticeKind, NoticeStatus, PairState
@@ -145,6 +145,8 @@ HANDLERS: dict[str, Handler] = {
     "deadline": report.deadline,
     "final": report.final,
     "sweep": sweep.sweep,
+    "tell": outbox.tell,
+    "correct": report.correct,
 }
 
 

@@ -64,6 +64,15 @@ class BroadcastKeys:
     def marks(self, notice: int) -> str:  # hash: one-shot markers (reports, escalations)
         return self._n(notice, "mark")
 
+    def outbox(self, notice: int) -> str:  # hash message id -> OutMessage JSON (outbox.py)
+        return self._n(notice, "out")
+
+    def reported(self, notice: int) -> str:  # hash chat -> what the deadline report said
+        return self._n(notice, "reported")
+
+    def corrected(self, notice: int) -> str:  # set of chats a correction was sent for
+        return self._n(notice, "corrected")
+
     def followups(self, notice: int) -> str:  # list of follow-up notice ids
         return self._n(notice, "follow")
 
@@ -110,6 +119,12 @@ class BroadcastKeys:
     # owner confirmation history (planner forecast)
     def confirm_delays(self) -> str:  # list of recent owner confirmation delays (seconds)
         return self.keys.k("bc", "confirm-delays")
+
+    def owner_record(self) -> str:  # hash "<owner>:asked" / "<owner>:in_time" -> count
+        return self.keys.k("bc", "owner-record")
+
+    def owner_record_notices(self) -> str:  # set of notices whose owners were counted
+        return self.keys.k("bc", "owner-record-notices")
 
     # HTTP API keys
     def api_key(self, digest: str) -> str:  # hash: userid, label, created_at

@@ -198,6 +198,22 @@ class JobQueue:
         return [Entry(f"{shard}/{text(eid)}", Job.from_json(text(f["j"])), 2)
                 for shard, answer in enumerate(answers) for eid, f in answer[1] if f]
 
+    async def consumers(self) -> list[str]:
+        """Consumers of the group that hold pending entries."""
+        info = await self._redis.xpending(self._keys.stream(), GROUP)
+        return [text(c["name"]) for c in info.get("consumers") or []]
+
+    async def claim_all(self, consumer: str, owner: str, count: int = 1000) -> list[Entry]:
+        """Take every pending entry of `owner` now, whatever its idle time (a worker known
+        to be dead)."""
+        rows: Any = await self._redis.xpending_range(self._keys.stream(), GROUP, "-", "+",
+                                                     count, consumername=owner)
+        ids: list[int | bytes | str | memoryview[int]] = [text(r["message_id"]) for r in rows]
+        if not ids:
+            return []
+        answer: Any = await self._redis.xclaim(self._keys.stream(), GROUP, consumer, 0, ids)
+        return [Entry(text(eid), Job.from_json(text(f["j"])), 2) for eid, f in answer if f]
+
     async def touch(self, consumer: str, ids: Sequence[str]) -> None:
         """Reset the idle time of entries this consumer is still working on."""
         if ids:

@@ -21,7 +21,7 @@ from bot.wecom.errors import (
     WeComError,
 )
 from bot.wecom.models import GroupMsgSendResult
-from broadcasts import content
+from broadcasts import content, outbox
 from broadcasts.deps import Runtime
 from broadcasts.jobs_common import Result, check_settled, log, rate_gate, retry_delay
 from broadcasts.models import Notice, PairState
@@ -33,6 +33,9 @@ AWAITING = "awaiting_owner"
 RESULT_STATES = {1: PairState.DELIVERED, 2: PairState.FAILED, 3: PairState.FAILED}
 RESULT_DETAIL = {2: "群主已不在群或非好友，未发出", 3: "本月群发次数已用完，未发出"}
 REFRESH_CONCURRENCY = 16
+ESCALATION_LOOK = 5.0  # simulated seconds an escalation spends reading WeCom at most
+LAST_POLL_LEAD = 5.0  # simulated seconds before the deadline of each open task's last poll
+CORRECT_AFTER = 10.0  # simulated seconds: corrections learnt together go in one message
 
 
 async def send_results(rt: Runtime, msgid: str, owner: str) -> list[GroupMsgSendResult]:
@@ -100,12 +103,21 @@ async def poll(rt: Runtime, job: Job, worker: str) -> Result:
         await _fail_awaiting(rt, notice.id, unit, f"查询群发结果失败：{error.errcode}")
         return Result.DONE
     if not settled:
-        await rt.queue.defer([job], rt.clock.now() + _interval(rt, notice))
+        await rt.queue.defer([job], next_poll(rt.clock.now(), _interval(rt, notice),
+                                              notice.deadline_at))
     return Result.DONE
 
 
 def _interval(rt: Runtime, notice: Notice) -> float:
     return float(notice.extra.get("poll_interval") or poll_interval(0, rt.config))
+
+
+def next_poll(now: float, interval: float, deadline_at: float) -> float:
+    """When to poll again: after `interval`, but never skip the last moment before the
+    deadline (LAST_POLL_LEAD before it): the deadline report then rests on a fresh read, and
+    the poll it replaces keeps the chain inside the same budget."""
+    last = deadline_at - LAST_POLL_LEAD
+    return last if now < last < now + interval else now + interval
 
 
 async def refresh_unit(rt: Runtime, notice: Notice, unit: Unit) -> bool:
@@ -119,22 +131,38 @@ async def refresh_unit(rt: Runtime, notice: Notice, unit: Unit) -> bool:
     return await settle_results(rt, notice, unit, results, float(task.send_time))
 
 
-async def still_waiting(rt: Runtime, notice: Notice) -> list[Unit]:
+async def still_waiting(rt: Runtime, notice: Notice, *, wait: bool = True,
+                        budget: float | None = None) -> list[Unit]:
     """Units still awaiting their owner after a fresh status read of each (before escalating
-    or reporting, so nobody is named for a task confirmed since the last poll)."""
+    or reporting, so nobody is named for a task confirmed since the last poll). wait=False:
+    read only where the rate is free now, and for at most `budget` simulated seconds
+    (an escalation must not queue behind the polls nor wait for a slow WeCom)."""
     units = [u for u in await rt.state.units(notice.id) if u.state == AWAITING]
     gate = asyncio.Semaphore(REFRESH_CONCURRENCY)
 
     async def fresh(unit: Unit) -> bool:
         async with gate:
             try:
-                await rt.limiter.acquire(rt.costs.api("get_groupmsg_task"))
+                rates = rt.costs.api("get_groupmsg_task")
+                if not wait:
+                    if await rt.limiter.try_acquire(rates) > 0:
+                        return True
+                else:
+                    await rt.limiter.acquire(rates)
                 return not await refresh_unit(rt, notice, unit)
             except WeComError:
                 return True
 
-    keep = await asyncio.gather(*(fresh(u) for u in units))
-    return [u for u, k in zip(units, keep, strict=True) if k]
+    tasks = [asyncio.create_task(fresh(u)) for u in units]
+    if not tasks:
+        return []
+    timeout = None if budget is None else rt.clock.real(budget)
+    _, late = await asyncio.wait(tasks, timeout=timeout)
+    for task in late:  # not read in time: still counted as waiting
+        task.cancel()
+    await asyncio.gather(*late, return_exceptions=True)
+    return [u for u, t in zip(units, tasks, strict=True)
+            if t in late or t.cancelled() or t.result()]
 
 
 async def settle_results(rt: Runtime, notice: Notice, unit: Unit,
@@ -158,6 +186,9 @@ async def settle_results(rt: Runtime, notice: Notice, unit: Unit,
     moved = set(done.moved)  # count each group once, however often its result is read
     await rt.quota.record_sends([c for c in moved if by_chat[c].status == 1])
     await rt.quota.mark_full([c for c in moved if by_chat[c].status == 3])
+    if moved and await rt.redis.hexists(rt.keys.marks(notice.id), "report:deadline"):
+        # learnt after the deadline report: the `correct` job checks whether it changes it
+        await rt.queue.defer([Job("correct", notice.id)], rt.clock.now() + CORRECT_AFTER)
     if change is not None:
         await rt.redis.lpush(rt.keys.confirm_delays(), f"{send_time - unit.created_at:.1f}")
         await rt.redis.ltrim(rt.keys.confirm_delays(), 0, 4999)
@@ -193,11 +224,8 @@ async def remind(rt: Runtime, job: Job, worker: str) -> Result:
     await rt.state.transition(job.notice, [], [], PairState.AWAITING_OWNER, now=rt.clock.now(),
                               unit=UnitChange(job.ref, [AWAITING], AWAITING,
                                               set={"rem": unit.reminded + 1}))
-    await rt.limiter.acquire(rt.costs.app_message(unit.owner))
     waited = rt.clock.now() - unit.created_at
-    try:
-        text = content.reminder_text(notice, waited, len(unit.chats))
-        await rt.wecom.send_text(unit.owner, text)
-    except WeComError as error:
-        log.warning("! bcast=%s unit=%s reminder message failed: %s", job.notice, job.ref, error)
+    text = content.reminder_text(notice, waited, len(unit.chats))
+    await outbox.post(rt, job.notice, f"rem:{job.ref}:{unit.reminded + 1}", unit.owner, [text],
+                      "remind")
     return Result.DONE

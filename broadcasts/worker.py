@@ -5,8 +5,11 @@ Each worker reads the shared stream through the consumer group, runs up to
 liveness key and its in-flight entries fresh, and takes over the entries of workers that
 stopped doing so (XAUTOCLAIM after `broadcast.claim_idle_seconds`, never below
 MIN_IDLE_REAL real seconds so that a sped-up clock does not turn a busy event loop into a
-"dead" worker). Nothing lives only in a worker's memory: killing one with SIGKILL loses no
-job, and the pair records keep any group from being sent twice.
+"dead" worker). The entries of a worker known to be dead — same host, its process gone, as
+after `gridbot serve` was killed and restarted — are taken at once, so a restart does not
+delay the jobs it interrupted (an escalation due at that moment goes out on time).
+Nothing lives only in a worker's memory: killing one with SIGKILL loses no job, and the
+pair records keep any group from being sent twice.
 """
 
 from __future__ import annotations
@@ -39,6 +42,23 @@ ACK_EVERY_REAL = 0.05
 
 def worker_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+def dead_here(consumer: str) -> bool:
+    """True when `consumer` (a worker_name()) ran on this host in a process that is gone."""
+    parts = consumer.rsplit("-", 2)  # host-pid-token
+    if len(parts) != 3 or parts[0] != socket.gethostname() or not parts[1].isdigit():
+        return False
+    pid = int(parts[1])
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class Worker:
@@ -136,7 +156,8 @@ class Worker:
         entries = await q.read(self.name, free, READ_BLOCK_MS)
         if loop.time() - self._last_claim > self.beat * 2:
             self._last_claim = loop.time()
-            taken = await q.take_over(self.name, self.idle_ms, free)
+            taken = await self._take_from_dead() + await q.take_over(
+                self.name, self.idle_ms, free)
             if taken:
                 log.warning("took over %d idle jobs", len(taken))
                 await self.rt.redis.hincrby(self.rt.keys.stats(), "taken_over", len(taken))
@@ -145,6 +166,15 @@ class Worker:
             if entry.id not in self._inflight:
                 self._inflight[entry.id] = asyncio.create_task(
                     self._process(entry), name=f"job {entry.job.to_json()}")
+
+    async def _take_from_dead(self) -> list[Entry]:
+        """Every entry of local workers whose process has exited (no need to wait out the
+        idle time: a dead pid on this host cannot still be working on them)."""
+        taken: list[Entry] = []
+        for consumer in await self.rt.queue.consumers():
+            if consumer != self.name and dead_here(consumer):
+                taken += await self.rt.queue.claim_all(self.name, consumer)
+        return taken
 
     async def _process(self, entry: Entry) -> None:
         running(self.name, entry.job, +1)
