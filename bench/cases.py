@@ -2,12 +2,14 @@
 
 The synthetic 吕梁市 (its grids, police, grid workers, township supervisors) is loaded into the
 registry (an embedded redis-server) and into the WeCom simulator, served over HTTP on loopback.
-Grid workers report (`上报 …`, then a photo for some) and residents write to 微信客服 (a
-KfMessage per message, after entering through their grid's link), all dispatched through
-the production routers (handlers.ROUTERS). Simulated officers read their 1:1 notices in the
-simulator and behave like people: 70 % take the case (接单) within 1–4 min, 20 % within
-4–40 min (past an urgent limit), 10 % never — so the clocks escalate. Two ClockRunners share
-the clocks.
+Grid workers report (`上报 …`, 60 %) and residents write to 微信客服 (40 %: each enters
+through its grid's link in the simulator, then writes; the KfMessage with the simulator's
+msgid is dispatched straight to the routers — the callback → sync_msg intake in front of it
+is measured by bench/kf_intake.py), all through the production routers (handlers.ROUTERS).
+Acknowledgements to residents go out by kf/send_msg under the simulator's 微信客服 rules.
+Simulated officers read their 1:1 notices in the simulator and behave like people: 70 % take
+the case (接单) within 1–4 min, 20 % within 4–40 min (past an urgent limit), 10 % never — so
+the clocks escalate. Two ClockRunners share the clocks.
 
 Prints: sustained intake (cases per simulated minute), p50/p99 from the start of handling a
 message to the officer's 1:1 notice accepted by the simulator (real ms), the clocks' error
@@ -98,7 +100,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
         member_app_messages_per_hour=10_000_000, api_calls_per_minute=10_000_000,
         api_calls_per_hour=100_000_000))
     city.load_into_simulator(sim)
-    open_kfid = sim.add_kf_account("社区警务") if hasattr(sim, "add_kf_account") else "wkbench"
+    open_kfid = sim.add_kf_account("社区警务")
     runner = web.AppRunner(sim.app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
@@ -137,15 +139,19 @@ async def run(args: argparse.Namespace, url: str) -> None:
                 return
             resident = f"wmR{rng.randrange(50_000):05d}"
             if resident not in residents:
-                residents[resident] = rng.choice(workers).nodes[0]
+                residents[resident] = scene = rng.choice(workers).nodes[0]
+                sim.state.kf.add_link(open_kfid, scene)
+                entered = await sim.kf_resident_enter(scene, resident, deliver=False)
                 await handle(KfMessage(sender=resident, create_time=now, open_kfid=open_kfid,
-                                       msgid=f"e{i}", origin=4, msgtype="event",
-                                       event_type="enter_session",
-                                       scene=residents[resident]), False)
+                                       msgid=entered.msgid, origin=4, msgtype="event",
+                                       event_type="enter_session", scene=scene), False)
+            said = await sim.kf_resident_says(resident, text, open_kfid=open_kfid,
+                                              deliver=False)
             await handle(KfMessage(sender=resident, create_time=now, open_kfid=open_kfid,
-                                   msgid=f"k{i}", msgtype="text", content=text), True)
+                                   msgid=said.msgid, msgtype="text", content=text), True)
 
         seen: set[str] = set()
+        timers: list[asyncio.TimerHandle] = []
 
         async def officers() -> None:
             svc = CaseService(deps, source="bench")
@@ -162,9 +168,9 @@ async def run(args: argparse.Namespace, url: str) -> None:
                         if roll < 0.1:
                             continue
                         delay = rng.uniform(60, 240) if roll < 0.8 else rng.uniform(240, 2400)
-                        asyncio.get_running_loop().call_later(
+                        timers.append(asyncio.get_running_loop().call_later(
                             clock.real(delay), lambda n=number, u=d.target: asyncio.ensure_future(
-                                take(svc, u, n)))
+                                take(svc, u, n))))
                 cursor = len(records)
                 await asyncio.sleep(0.2)
 
@@ -192,6 +198,8 @@ async def run(args: argparse.Namespace, url: str) -> None:
             r.stop()
         await asyncio.gather(*clock_tasks)
         watcher.cancel()
+        for timer in timers:
+            timer.cancel()
         errors = [e for r in runners for e in r.lateness]
         escalated = sum(1 for d in sim.records.deliveries if "【超时升级 " in d.content)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

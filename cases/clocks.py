@@ -24,6 +24,7 @@ from bot.rtypes import slist
 from cases.deps import CasesDeps
 
 log = logging.getLogger(__name__)
+CONCURRENCY = 32  # clock actions run at once by one runner (each a few round trips + a send)
 
 _CLAIM = """
 local out = {}
@@ -96,19 +97,21 @@ class ClockRunner:
         self._stop.set()
 
     async def run_once(self) -> int:
-        fired = 0
-        for shard in range(self.deps.config.clock_shards):
-            for clock in await claim(self.deps, shard):
-                self.lateness.append(self.deps.now() - clock.due)
-                try:
-                    await self.action(self.deps, clock)
-                except (RedisConnectionError, RedisTimeoutError):
-                    raise  # left in flight: retried when the lease passes
-                except Exception:
-                    log.exception("! cases clock %s failed", clock.member)
-                await done(self.deps, clock)
-                fired += 1
-        return fired
+        claimed = [c for shard in range(self.deps.config.clock_shards)
+                   for c in await claim(self.deps, shard)]
+        for i in range(0, len(claimed), CONCURRENCY):
+            await asyncio.gather(*(self._fire(c) for c in claimed[i:i + CONCURRENCY]))
+        return len(claimed)
+
+    async def _fire(self, clock: Clock) -> None:
+        self.lateness.append(self.deps.now() - clock.due)
+        try:
+            await self.action(self.deps, clock)
+        except (RedisConnectionError, RedisTimeoutError):
+            return  # left in flight: retried when the lease passes
+        except Exception:
+            log.exception("! cases clock %s failed", clock.member)
+        await done(self.deps, clock)
 
     async def run(self) -> None:
         backoff = 0.5

@@ -81,16 +81,16 @@ async def tell_resident(deps: CasesDeps, case: Case, text: str) -> Case:
 
 async def relay(deps: CasesDeps, case: Case, text: str, reason: str) -> Case:
     """微信客服 could not deliver `text`: the grid worker passes it on (not for clues)."""
-    if case.is_clue:
-        note = f"答复未能送达举报人（{reason}）"
-        await notify.tell(deps, case.officers, f"【事件 {case.id}】{note}，请另行联系。")
-    else:
-        note = f"答复未能通过微信客服送达（{reason}），已转网格员转告"
-        await notify.tell(deps, case.grid_workers,
-                          f"【请转告居民 {case.id}】{case.text[:40]}\n答复：{text}")
+    note = (f"答复未能送达举报人（{reason}）" if case.is_clue
+            else f"答复未能通过微信客服送达（{reason}），已转网格员转告")
     changed = await deps.store.update(case.id, lambda c: c.with_(relayed=c.relayed + 1),
                                       Entry(deps.now(), "系统", "转告", note))
     await deps.audit.record("system", "cases.relay", "ok", target=case.id, detail=note)
+    if case.is_clue:
+        await notify.tell(deps, case.officers, f"【事件 {case.id}】{note}，请另行联系。")
+    else:
+        await notify.tell(deps, case.grid_workers,
+                          f"【请转告居民 {case.id}】{case.text[:40]}\n答复：{text}")
     return changed or case
 
 

@@ -54,6 +54,7 @@ class CaseService:
     def __init__(self, deps: CasesDeps, *, source: str = "") -> None:
         self.deps = deps
         self.source = source
+        self.names: dict[str, str] = {}  # people of the last case opened, for its reply
 
     # helpers --------------------------------------------------------------------------
     async def _audit(self, actor: str, action: str, ok: bool, target: str = "",
@@ -128,7 +129,7 @@ class CaseService:
         case = await self.open_case(node, body, Channel.APP, actor, reporter_label=person.name)
         await self.deps.redis.set(self.deps.keys.last_report(actor), str(case.number),
                                   px=self.deps.clock.real_ms(self.window))
-        people = await notify.names(self.deps, case.officers)
+        people = self.names
         reply = (f"已上报，编号 {case.id}（{case.category.value}·{case.urgency.value}，"
                  f"如有误可回复「类别 {case.id} 交通」或「类别 {case.id} 紧急」更正）。\n"
                  f"已转 {texts.names(people, case.officers)} 处理，应在 "
@@ -147,6 +148,7 @@ class CaseService:
         routed = await route(self.deps.registry, node)
         if routed is None:
             raise BadInput(f"网格 {node} 不存在，请检查编码。")
+        self.names = routed.names
         category = suggest_category(body)
         urgency = suggest_urgency(body)
         now = self.deps.now()
