@@ -77,7 +77,9 @@ class ResidentDesk:
     async def _text(self, event: KfMessage) -> None:
         state = smap(await self.deps.redis.hgetall(self._key(event)))
         text = event.text
-        if text in SATISFACTION and await self._rate(event, text):
+        if text in SATISFACTION:
+            if not await self._rate(event, text):
+                await self._say(event, "目前没有需要您评价的事件。如有情况请直接用文字描述。")
             return
         node = state.get("node", "")
         if not node:

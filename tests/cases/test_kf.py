@@ -5,6 +5,7 @@ the bot pulls sync_msg and dispatches through handlers.ROUTERS, answers go back 
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from bot.wecom.simulator.residents import SimLocation
 from broadcasts.keys import BroadcastKeys
 from broadcasts.models import Content, Notice, NoticeLevel, NoticeStatus, TargetSpec
 from broadcasts.notices import NoticeStore
+from cases.cli import kf_link
 from cases.deps import CasesDeps
 from cases.models import CaseKind, Status
 from cases.service import CaseService, Refused
@@ -239,3 +241,15 @@ async def test_resident_without_a_link_and_bad_input_change_nothing(world: World
     await world.sim.kf_resident_says("wmBig", "很长" * 5000)
     await wait_until(_has(world, "wmBig", "内容过长"), what="too-long answer")
     assert await world.case_count() == 0
+
+
+async def test_cli_link_prints_a_link_whose_residents_reach_the_node(world: World,
+                                                                     tmp_path: Path) -> None:
+    deps = world.deps
+    url, png = await kf_link(deps, G01, tmp_path / "qr.png")
+    assert png.read_bytes().startswith(b"\x89PNG") and url.startswith("http")
+    await world.sim.kf_resident_enter(url, "wmQr")
+    await world.sim.kf_resident_says("wmQr", "小区东门积水很深")
+    await world.wait_case(1)
+    case = await deps.store.get("E1")
+    assert case is not None and case.node == G01
