@@ -6,7 +6,12 @@ trips, bot.batching). WeCom re-delivers a callback it did not
 see acknowledged within 5 s (3 tries, wecom.md §3.1), so the dedupe key (MsgId, or sender +
 time + event for events) makes every re-delivery a no-op, across restarts and processes.
 
-`InboxConsumer` reads the stream in a consumer group (one consumer name per process), runs
+The inbox is SHARDS streams (bot.keys: each shard's stream, dedupe keys, handled log and
+markers share one hash tag), so a Redis Cluster spreads intake over its primaries. An event's
+shard follows its sender: a re-delivery meets its dedupe key, and one sender's messages stay
+in order in one stream. Every consumer reads every shard (one blocking reader per shard).
+
+`InboxConsumer` reads the streams in a consumer group (one consumer name per process), runs
 `bot.router.dispatch` under a concurrency bound, and then — in one Lua script — writes the
 handled marker, appends to the handled log and XACKs. Messages of one sender are handled in
 stream order within a process. Entries left pending by a dead process are taken over with
@@ -32,6 +37,7 @@ import secrets
 import socket
 import time
 import traceback
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +59,7 @@ from bot.settings import CallbackSettings, Settings
 log = logging.getLogger(__name__)
 
 GROUP = "handlers"
+SHARDS = 4  # fixed: a sender's shard must not change while its entries wait
 STREAM_MAXLEN = 100_000  # approximate cap; far above any realistic backlog of callbacks
 READ_BLOCK_MS = 1000
 READ_COUNT = 64
@@ -96,12 +103,23 @@ class Inbox:
         self._put = ScriptBatcher(redis, _PUT)  # concurrent callbacks share round trips
 
     async def put(self, event: Event) -> str | None:
-        """The new stream id, or None when this event was already received (a re-delivery)."""
-        key = event.dedupe_key
-        entry = await self._put([self._keys.dedupe(key), self._keys.inbox()],
+        """The new entry's id ("<shard>/<stream id>"), or None when this event was already
+        received (a re-delivery)."""
+        key, shard = event.dedupe_key, shard_of(event.sender)
+        entry = await self._put([self._keys.dedupe(key, shard), self._keys.inbox(shard)],
                                 [self._ttl_ms, key, self._sealer.seal(event.to_json(), key),
                                  STREAM_MAXLEN])
-        return str(entry) if entry else None
+        return f"{shard}/{entry}" if entry else None
+
+
+def shard_of(sender: str) -> int:
+    """The inbox shard of a sender's events."""
+    return zlib.crc32(sender.encode()) % SHARDS
+
+
+def _split(entry: str) -> tuple[int, str]:
+    shard, _, stream_id = entry.partition("/")
+    return int(shard), stream_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,10 +135,16 @@ class HandledRecord:
 
 async def handled_records(redis: aioredis.Redis, keys: Keys, count: int = 10_000
                           ) -> list[HandledRecord]:
-    """The handled-message record, oldest first (for tests, the demo and operators)."""
-    rows: Any = await redis.xrange(keys.handled(), count=count)
-    return [HandledRecord(str(i), f.get("key", ""), f.get("kind", ""), f.get("outcome", ""),
-                          f.get("consumer", "")) for i, f in rows or []]
+    """The handled-message record of every shard, oldest first (for tests, the demo and
+    operators)."""
+    pipe = redis.pipeline(transaction=False)
+    for shard in range(SHARDS):
+        pipe.xrange(keys.handled(shard), count=count)
+    replies: list[Any] = await pipe.execute()
+    records = [HandledRecord(str(i), f.get("key", ""), f.get("kind", ""), f.get("outcome", ""),
+                             f.get("consumer", "")) for rows in replies for i, f in rows or []]
+    records.sort(key=lambda r: tuple(int(part) for part in r.id.split("-")))
+    return records[-count:] if len(records) > count else records
 
 
 def consumer_name() -> str:
@@ -154,8 +178,10 @@ class InboxConsumer:
 
     async def ensure_group(self) -> None:
         """Create the consumer group (and the stream) unless it exists."""
-        with contextlib.suppress(ResponseError):  # BUSYGROUP: another process made it
-            await self._redis.xgroup_create(self._keys.inbox(), GROUP, id="0", mkstream=True)
+        for shard in range(SHARDS):
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: another process made it
+                await self._redis.xgroup_create(self._keys.inbox(shard), GROUP, id="0",
+                                                mkstream=True)
 
     def start(self) -> None:
         """Run the consume loop in a background task (stop() ends it)."""
@@ -174,7 +200,8 @@ class InboxConsumer:
         """Consume until stop(): a reader and a keeper (heartbeat, take-over) side by side."""
         self.health.started()
         await self._guarded(self.ensure_group)
-        await asyncio.gather(self._read_loop(), self._keep_loop())
+        await asyncio.gather(*(self._read_loop(shard) for shard in range(SHARDS)),
+                             self._keep_loop())
 
     async def stop(self, timeout: float = 10.0) -> None:
         """Stop reading, let in-flight handlers finish for up to `timeout` real seconds.
@@ -197,12 +224,12 @@ class InboxConsumer:
         while self._inflight and time.monotonic() < deadline:
             await asyncio.wait(list(self._inflight.values()), timeout=0.05)
 
-    async def _read_loop(self) -> None:
+    async def _read_loop(self, shard: int) -> None:
         while not self._stopping.is_set():
             if self._room() <= 0:  # every slot busy: back-pressure, the keeper keeps beating
                 await asyncio.sleep(0.05)
                 continue
-            await self._guarded(self._read_new)
+            await self._guarded(lambda: self._read_new(shard))
 
     async def _keep_loop(self) -> None:
         interval = max(0.05, self._idle_ms / 3000)  # heartbeat well within claim_idle
@@ -228,13 +255,14 @@ class InboxConsumer:
     def _room(self) -> int:
         return self._capacity - len(self._inflight)
 
-    async def _read_new(self) -> None:
+    async def _read_new(self, shard: int) -> None:
+        """Blocking read of one shard; each shard's reader takes a share of the free room."""
+        count = max(1, min(READ_COUNT, self._room()) // SHARDS)
         reply: Any = await self._redis.xreadgroup(
-            GROUP, self.name, {self._keys.inbox(): ">"}, count=min(READ_COUNT, self._room()),
-            block=READ_BLOCK_MS)
+            GROUP, self.name, {self._keys.inbox(shard): ">"}, count=count, block=READ_BLOCK_MS)
         for _stream, entries in reply or []:
             for entry_id, fields in entries:
-                self._start(str(entry_id), fields)
+                self._start(f"{shard}/{entry_id}", fields)
 
     async def _keep(self) -> None:
         await self._heartbeat()
@@ -245,30 +273,37 @@ class InboxConsumer:
 
     async def _take_over(self) -> None:
         """XAUTOCLAIM entries idle longer than claim_idle_seconds (their consumer died)."""
-        start = "0-0"
-        while self._room() > 0:
-            reply: Any = await self._redis.xautoclaim(
-                self._keys.inbox(), GROUP, self.name, self._idle_ms, start_id=start,
-                count=min(READ_COUNT, self._room()))
-            start, entries = str(reply[0]), reply[1]
-            for entry_id, fields in entries:
-                log.info("接管超时未确认的消息 %s", entry_id)
-                self._start(str(entry_id), fields)
-            if start == "0-0" or not entries:
-                return
+        for shard in range(SHARDS):
+            start = "0-0"
+            while self._room() > 0:
+                reply: Any = await self._redis.xautoclaim(
+                    self._keys.inbox(shard), GROUP, self.name, self._idle_ms, start_id=start,
+                    count=min(READ_COUNT, self._room()))
+                start, entries = str(reply[0]), reply[1]
+                for entry_id, fields in entries:
+                    log.info("接管超时未确认的消息 %s/%s", shard, entry_id)
+                    self._start(f"{shard}/{entry_id}", fields)
+                if start == "0-0" or not entries:
+                    break
 
     async def _heartbeat(self) -> None:
         """Reset the idle time of our in-flight entries so nobody takes them over."""
-        if self._inflight:
-            await self._redis.xclaim(self._keys.inbox(), GROUP, self.name, 0,
-                                     list(self._inflight), justid=True)
+        by_shard: dict[int, list[str]] = {}
+        for entry in self._inflight:
+            shard, stream_id = _split(entry)
+            by_shard.setdefault(shard, []).append(stream_id)
+        for shard, ids in by_shard.items():
+            await self._redis.xclaim(self._keys.inbox(shard), GROUP, self.name, 0,
+                                     list[Any](ids), justid=True)
 
     async def _prune_consumers(self) -> None:
-        consumers: Any = await self._redis.xinfo_consumers(self._keys.inbox(), GROUP)
-        for consumer in consumers:
-            if (consumer["name"] != self.name and int(consumer["pending"]) == 0
-                    and int(consumer["idle"]) > IDLE_CONSUMER_PRUNE_MS):
-                await self._redis.xgroup_delconsumer(self._keys.inbox(), GROUP, consumer["name"])
+        for shard in range(SHARDS):
+            stream = self._keys.inbox(shard)
+            consumers: Any = await self._redis.xinfo_consumers(stream, GROUP)
+            for consumer in consumers:
+                if (consumer["name"] != self.name and int(consumer["pending"]) == 0
+                        and int(consumer["idle"]) > IDLE_CONSUMER_PRUNE_MS):
+                    await self._redis.xgroup_delconsumer(stream, GROUP, consumer["name"])
 
     def _start(self, entry_id: str, fields: dict[str, str] | None) -> None:
         if entry_id in self._inflight:
@@ -294,7 +329,7 @@ class InboxConsumer:
             await self._settle(entry_id, key or f"invalid:{entry_id}", "invalid", "invalid")
             return
         async with self._senders.hold(event.sender):
-            if await self._redis.exists(self._keys.handled_marker(key)):
+            if await self._redis.exists(self._keys.handled_marker(key, _split(entry_id)[0])):
                 await self._settle(entry_id, key, event.kind, "duplicate")
                 return
             outcome = await self._dispatch(event, key)
@@ -315,9 +350,11 @@ class InboxConsumer:
         return outcome
 
     async def _settle(self, entry_id: str, key: str, kind: str, outcome: str) -> None:
+        shard, stream_id = _split(entry_id)
+        k = self._keys
         await self._finish(
-            keys=[self._keys.handled_marker(key), self._keys.handled(), self._keys.inbox()],
-            args=[self._ttl_ms, key, kind, outcome, GROUP, entry_id, STREAM_MAXLEN, self.name],
+            keys=[k.handled_marker(key, shard), k.handled(shard), k.inbox(shard)],
+            args=[self._ttl_ms, key, kind, outcome, GROUP, stream_id, STREAM_MAXLEN, self.name],
         )
 
 

@@ -19,18 +19,24 @@ class Keys:
         """Join `parts` under the prefix: k("a", 1) -> "gridbot:a:1"."""
         return ":".join((self.prefix, *(str(p) for p in parts)))
 
-    # callback intake; inbox and dedupe keys share the {in} tag for the intake script
-    def inbox(self) -> str:
-        return self.k("{in}", "stream")
+    # callback intake, in shards: one shard's stream, dedupe keys, handled log and markers
+    # share its tag ({in} for shard 0, {in:<n>} for the others) for the intake and finish
+    # scripts; the shards spread over a cluster's primaries (bot/inbox.py)
+    @staticmethod
+    def _in(shard: int) -> str:
+        return "{in}" if shard == 0 else f"{{in:{shard}}}"
 
-    def dedupe(self, key: str) -> str:
-        return self.k("{in}", "seen", key)
+    def inbox(self, shard: int = 0) -> str:
+        return self.k(self._in(shard), "stream")
 
-    def handled(self) -> str:
-        return self.k("{in}", "handled")
+    def dedupe(self, key: str, shard: int = 0) -> str:
+        return self.k(self._in(shard), "seen", key)
 
-    def handled_marker(self, key: str) -> str:
-        return self.k("{in}", "done", key)
+    def handled(self, shard: int = 0) -> str:
+        return self.k(self._in(shard), "handled")
+
+    def handled_marker(self, key: str, shard: int = 0) -> str:
+        return self.k(self._in(shard), "done", key)
 
     # WeCom API
     def access_token(self, corp_id: str, agent_id: int) -> str:

@@ -17,6 +17,7 @@ from bot import appkeys
 from bot.app import create_app
 from bot.callback import healthz
 from bot.health import Health
+from bot.inbox import SHARDS
 from bot.keys import Keys
 from bot.redis import connect, free_port
 from bot.settings import Settings
@@ -147,10 +148,13 @@ BAD = {
 
 async def footprint(redis: aioredis.Redis, keys: Keys) -> tuple[int, int, int, int]:
     """Inbox length, handled-log length, dedupe keys, handled markers."""
-    seen = [k async for k in redis.scan_iter(match=keys.dedupe("*"))]
-    done = [k async for k in redis.scan_iter(match=keys.handled_marker("*"))]
-    return (await redis.xlen(keys.inbox()), await redis.xlen(keys.handled()), len(seen),
-            len(done))
+    counts = [0, 0, 0, 0]
+    for shard in range(SHARDS):
+        counts[0] += await redis.xlen(keys.inbox(shard))
+        counts[1] += await redis.xlen(keys.handled(shard))
+        counts[2] += len([k async for k in redis.scan_iter(match=keys.dedupe("*", shard))])
+        counts[3] += len([k async for k in redis.scan_iter(match=keys.handled_marker("*", shard))])
+    return counts[0], counts[1], counts[2], counts[3]
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from bot import appkeys
 from bot.app import create_app
 from bot.context import Context
 from bot.events import TextMessage
-from bot.inbox import GROUP, Inbox, handled_records, inbox_sealer
+from bot.inbox import GROUP, SHARDS, Inbox, handled_records, inbox_sealer, shard_of
 from bot.keys import Keys
 from bot.router import Router
 from bot.settings import Settings
@@ -51,6 +51,33 @@ async def start(aiohttp_client: ClientFactory, settings: Settings, router: Route
     return client
 
 
+async def inbox_length(redis: aioredis.Redis, keys: Keys) -> int:
+    return sum([await redis.xlen(keys.inbox(shard)) for shard in range(SHARDS)])
+
+
+async def test_senders_spread_over_the_shards_and_one_consumer_handles_them_all(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], redis: aioredis.Redis,
+    keys: Keys,
+) -> None:
+    client = await start(aiohttp_client, make_settings(), content_router())
+    inbox = client.app[appkeys.inbox]
+    events = [message(n, sender=f"user{n % 40}", content=f"m{n}") for n in range(80)]
+    for event in events:
+        await inbox.put(event)
+    used = {shard_of(e.sender) for e in events}
+    assert len(used) == SHARDS  # 40 senders reach every shard
+    sizes = [await redis.xlen(keys.inbox(shard)) for shard in range(SHARDS)]
+    assert sum(sizes) == 80
+
+    async def all_handled() -> bool:
+        return len(await handled_records(redis, keys)) == 80
+
+    await wait_until(all_handled, what="80 handled records")
+    assert sorted(await contents(redis)) == sorted(f"m{n}" for n in range(80))
+    for shard in range(SHARDS):
+        assert (await redis.xpending(keys.inbox(shard), GROUP))["pending"] == 0
+
+
 async def test_put_is_idempotent_per_dedupe_key(
     redis: aioredis.Redis, keys: Keys, clock: Any, make_settings: Callable[..., Settings]
 ) -> None:
@@ -60,8 +87,9 @@ async def test_put_is_idempotent_per_dedupe_key(
     assert first is not None
     assert await inbox.put(message(1)) is None
     assert await inbox.put(message(2)) is not None
-    assert await redis.xlen(keys.inbox()) == 2
-    assert 0 < await redis.pttl(keys.dedupe(message(1).dedupe_key)) <= 7 * 86400 * 1000
+    assert await inbox_length(redis, keys) == 2
+    shard = shard_of(message(1).sender)
+    assert 0 < await redis.pttl(keys.dedupe(message(1).dedupe_key, shard)) <= 7 * 86400 * 1000
 
 
 async def test_the_inbox_keeps_nothing_in_clear_and_nothing_once_handled(
@@ -73,18 +101,19 @@ async def test_the_inbox_keeps_nothing_in_clear_and_nothing_once_handled(
     client = await start(aiohttp_client, make_settings(), content_router(lambda _: 0.3))
     inbox = client.app[appkeys.inbox]
     await inbox.put(message(1, content=f"电话 {phone} 身份证 {id_number}"))
-    queued = await redis.xrange(keys.inbox())
+    shard = shard_of(message(1).sender)
+    queued = await redis.xrange(keys.inbox(shard))
     assert len(queued) == 1  # waiting for its handler: sealed, bound to its dedupe key
     raw = repr(queued)
     assert phone not in raw and id_number not in raw and "电话" not in raw
     await wait_until(lambda: _handled(redis, keys, 1), what="the handled record")
     assert await contents(redis) == [f"电话 {phone} 身份证 {id_number}"]  # opened intact
-    assert await redis.xlen(keys.inbox()) == 0  # deleted once handled: a bounded life
-    assert phone not in repr(await redis.xrange(keys.handled()))
+    assert await redis.xlen(keys.inbox(shard)) == 0  # deleted once handled: a bounded life
+    assert phone not in repr(await redis.xrange(keys.handled(shard)))
 
 
 async def _handled(redis: aioredis.Redis, keys: Keys, count: int) -> bool:
-    return await redis.xlen(keys.handled()) >= count
+    return len(await handled_records(redis, keys)) >= count
 
 
 async def test_a_failing_handler_is_isolated_and_recorded(
@@ -104,7 +133,8 @@ async def test_a_failing_handler_is_isolated_and_recorded(
     outcomes = [r.outcome for r in await handled_records(redis, keys)]
     assert outcomes == ["error", "ok", "error", "ok"]
     assert "110101199003077777" not in caplog.text and "1101**********7777" in caplog.text
-    assert (await redis.xpending(keys.inbox(), GROUP))["pending"] == 0
+    for shard in range(SHARDS):
+        assert (await redis.xpending(keys.inbox(shard), GROUP))["pending"] == 0
 
 
 async def test_entries_of_a_dead_consumer_are_taken_over(
@@ -113,10 +143,11 @@ async def test_entries_of_a_dead_consumer_are_taken_over(
 ) -> None:
     settings = make_settings({"GRIDBOT_CALLBACK__CLAIM_IDLE_SECONDS": "0.3"})
     inbox = Inbox(redis, keys, clock, settings.callback, inbox_sealer(settings))
-    await redis.xgroup_create(keys.inbox(), GROUP, id="0", mkstream=True)
+    shard = shard_of(message(1).sender)
+    await redis.xgroup_create(keys.inbox(shard), GROUP, id="0", mkstream=True)
     await inbox.put(message(1, content="orphan"))
     # a consumer that read the entry and died before acknowledging it
-    await redis.xreadgroup(GROUP, "dead-consumer", {keys.inbox(): ">"}, count=10)
+    await redis.xreadgroup(GROUP, "dead-consumer", {keys.inbox(shard): ">"}, count=10)
     await start(aiohttp_client, settings, content_router())
 
     async def taken_over() -> bool:

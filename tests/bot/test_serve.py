@@ -14,7 +14,7 @@ import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
-from bot.inbox import handled_records
+from bot.inbox import SHARDS, handled_records
 from bot.keys import Keys
 from bot.redis import free_port
 from bot.settings import load_settings
@@ -112,7 +112,8 @@ async def test_sigkill_right_after_the_ack_loses_nothing(
         assert (response.status, await response.read()) == (200, b"")
     first.process.send_signal(signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL
-    assert await redis.xlen(keys.inbox()) == 1  # the ack meant: durably received
+    lengths = [await redis.xlen(keys.inbox(shard)) for shard in range(SHARDS)]
+    assert sum(lengths) == 1  # the ack meant: durably received
 
     second = Bot(env, port, tmp_path / "bot.log")
     bots.append(second)
