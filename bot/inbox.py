@@ -52,9 +52,11 @@ from bot.events import Event, event_from_json
 from bot.health import LoopHealth
 from bot.keys import Keys
 from bot.masking import scrub
+from bot.ratelog import RateLimitedLog
 from bot.router import Router, dispatch
 from bot.seal import Sealer
 from bot.settings import CallbackSettings, Settings
+from bot.wecom.errors import WeComAPIError
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,13 @@ return acked
 """
 
 ContextFactory = Callable[[str], Context]
+QUIET_SECONDS = 60.0  # repeated handler errors: one record a minute per kind
+
+
+def _where(error: BaseException) -> str:
+    """file:line where the error was raised: errors of one bug share it."""
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno}" if frames else ""
 
 
 def inbox_sealer(settings: Settings) -> Sealer:
@@ -172,6 +181,7 @@ class InboxConsumer:
         self._next_prune = 0.0
         self._finish = redis.register_script(_FINISH)
         self._senders = _KeyedLocks()
+        self._quiet = RateLimitedLog(log, every=QUIET_SECONDS)
         self._inflight: dict[str, asyncio.Task[None]] = {}
         self._stopping = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
@@ -339,10 +349,16 @@ class InboxConsumer:
         started = time.monotonic()
         try:
             handled = await dispatch(self._routers, event, self._make_context(key))
+        except WeComAPIError as error:  # an expected refusal (e.g. a user outside the app's
+            # visible range): one line, not a traceback, and not once per message
+            self._quiet.log(logging.WARNING, f"wecom:{error.api}:{error.errcode}",
+                       "处理消息 %s 时企业微信拒绝：%s", key, scrub(str(error)))
+            return "error"
         except Exception as error:
             # scrubbed here, not only by bot.log's filter: handlers put personal data in errors
             trace = "".join(traceback.format_exception(error))
-            log.error("处理消息 %s 出错\n%s", key, scrub(trace))
+            self._quiet.log(logging.ERROR, f"{type(error).__name__}:{_where(error)}",
+                       "处理消息 %s 出错\n%s", key, scrub(trace))
             return "error"
         outcome = "ok" if handled else "unhandled"
         log.info("✓ %s %s %s %.0fms", event.kind, key, outcome,

@@ -145,6 +145,8 @@ class BroadcastSettings(BaseModel):
     # how often a sending notice looks for pairs a restart left behind (broadcasts/sweep.py)
     sweep_interval_seconds: float = Field(60.0, gt=0)
     max_schedule_ahead_days: int = Field(30, ge=1, le=366)  # 定时 at most this far ahead
+    api_key_days: float = Field(90.0, gt=0)  # an HTTP API key's life unless asked otherwise
+    api_key_max_days: float = Field(365.0, gt=0)  # the longest life a key may be given
     embedded_worker: bool = True  # `gridbot serve` also delivers; add `gridbot worker`s to scale
     ceilings: CeilingSettings = Field(default_factory=CeilingSettings)
 

@@ -26,7 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from bot import appkeys
-from broadcasts.apikeys import ApiKeys
+from broadcasts.apikeys import KeyCheck
 from broadcasts.grammar import LEVEL_WORDS, GrammarError, NoticeDraft, parse_time
 from broadcasts.models import Content, NoticeKind, NoticeLevel
 from broadcasts.progress import snapshot
@@ -53,17 +53,19 @@ async def _bind_scheduler(app: web.Application) -> None:
 
 
 def authed(view: View) -> Callable[[web.Request], Awaitable[web.Response]]:
-    """Resolve the bearer key to its officer, or answer 401."""
+    """Resolve the bearer key to its officer, or answer 401 (audited, with the reason)."""
     async def wrapper(request: web.Request) -> web.Response:
         rt = runtime_from_app(request.app)
-        header = request.headers.get("Authorization", "")
-        key = header.removeprefix("Bearer ").strip()
-        actor = await ApiKeys(rt.redis, rt.keys, rt.clock).officer_for(key) if key else None
-        if actor is None:
-            await rt.audit.record("api", "broadcast.api", "refused", detail="无效或缺少接口密钥",
-                                  source=f"api:{request.remote}")
-            return _json({"ok": False, "message": "无效或缺少接口密钥"}, 401)
-        return await view(request, BroadcastService(rt, bound_scheduling()), actor)
+        scheme, _, key = request.headers.get("Authorization", "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            check = KeyCheck(None, "缺少接口密钥：请求头须为 Authorization: Bearer <密钥>")
+        else:
+            check = await rt.api_keys.check(key.strip())
+        if check.userid is None:
+            await rt.audit.record("api", "broadcast.api", "refused", target=check.key_id,
+                                  detail=check.reason, source=_source(request))
+            return _json({"ok": False, "message": check.reason}, 401)
+        return await view(request, BroadcastService(rt, bound_scheduling()), check.userid)
     return wrapper
 
 

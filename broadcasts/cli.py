@@ -8,7 +8,10 @@
     gridbot broadcast apikey create --officer mj00001 [--label 指挥中心]
 
 Commands act as the officer named by --as: the CLI is for operators on the server, but every
-command is still checked against that officer's role and area and audited (source "cli").
+command is still checked against that officer's role and area and audited with source
+"cli:console" (bot.audit.CONSOLE_SOURCE): --as is not proven, so the trail says the act was
+done at the server's console in that officer's name. API keys expire (broadcast.api_key_days,
+at most api_key_max_days); creating, listing and revoking them is audited.
 """
 
 from __future__ import annotations
@@ -20,11 +23,12 @@ import logging
 import signal
 import sys
 from collections.abc import AsyncIterator
+from datetime import datetime
 from typing import Any
 
 import aiohttp
 
-from bot.audit import AuditLog
+from bot.audit import CONSOLE_NOTE, CONSOLE_SOURCE, AuditLog
 from bot.clock import make_clock
 from bot.health import LoopGaveUpError
 from bot.keys import Keys
@@ -32,14 +36,15 @@ from bot.log import setup_logging
 from bot.redis import connect, find_running
 from bot.settings import Settings, SettingsError, load_settings
 from bot.wecom.client import WeComClient, trace_configs
-from broadcasts.apikeys import ApiKeys
 from broadcasts.deps import Runtime
 from broadcasts.grammar import GrammarError, parse_follow_up, parse_notice
+from broadcasts.quota import BEIJING
 from broadcasts.service import BroadcastService, Reply
 from broadcasts.worker import Worker
 from registry.store import Registry
 
 log = logging.getLogger("gridbot.worker")
+AS_HELP = "以哪位民警的身份（userid）；不做身份验证，审计记为服务器控制台操作 cli:console"
 FOLLOW = {"update": "更新", "retract": "撤回", "solved": "已破案"}
 
 
@@ -50,19 +55,20 @@ def register(subparsers: Any) -> None:
     worker.add_argument("--name", default="", help="工作进程名（默认 主机-进程号）")
     worker.set_defaults(func=run_worker)
 
-    bc = subparsers.add_parser("broadcast", help="警务通知：发布、确认、批准、进度、后续")
+    bc = subparsers.add_parser("broadcast", help="警务通知：发布、确认、批准、进度、后续",
+                               description=CONSOLE_NOTE)
     sub = bc.add_subparsers(dest="action", required=True, metavar="操作")
     issue = sub.add_parser("issue", help="发布通知（与聊天中「通知 …」相同的写法）")
-    issue.add_argument("--as", dest="actor", required=True, help="以哪位民警的身份（userid）")
+    issue.add_argument("--as", dest="actor", required=True, help=AS_HELP)
     issue.add_argument("text", help="例如：通知 紧急预警 范围：孝义市 内容：……")
     for name, help_ in (("confirm", "确认"), ("approve", "批准"), ("cancel", "取消"),
                         ("progress", "查看进度"), ("ack", "已转达")):
-        p = sub.add_parser(name, help=help_)
-        p.add_argument("--as", dest="actor", required=True)
+        p = sub.add_parser(name, help=help_, description=CONSOLE_NOTE)
+        p.add_argument("--as", dest="actor", required=True, help=AS_HELP)
         p.add_argument("notice_id", type=int)
     for name, word in FOLLOW.items():
-        p = sub.add_parser(name, help=f"{word}：发到原通知送达的群")
-        p.add_argument("--as", dest="actor", required=True)
+        p = sub.add_parser(name, help=f"{word}：发到原通知送达的群", description=CONSOLE_NOTE)
+        p.add_argument("--as", dest="actor", required=True, help=AS_HELP)
         p.add_argument("notice_id", type=int)
         p.add_argument("text", nargs="?", default="")
     report = sub.add_parser("report", help="打印未按时送达、失败、状态不明的完整名单")
@@ -72,6 +78,9 @@ def register(subparsers: Any) -> None:
     keys.add_argument("--officer", default="", help="绑定的民警 userid")
     keys.add_argument("--label", default="", help="用途说明")
     keys.add_argument("--key-id", default="", help="revoke：密钥编号（list 中显示）")
+    keys.add_argument("--days", type=float, default=None,
+                      help="create：有效期天数（默认 broadcast.api_key_days，"
+                           "最多 broadcast.api_key_max_days）")
     bc.set_defaults(func=run_broadcast)
 
 
@@ -120,7 +129,7 @@ async def _broadcast(settings: Settings, args: argparse.Namespace) -> Reply:
 
 
 async def _command(svc: BroadcastService, args: argparse.Namespace, rt: Runtime) -> Reply:
-    actor, source = args.actor, "cli"
+    actor, source = args.actor, CONSOLE_SOURCE  # --as is not proven: see CONSOLE_NOTE
     try:
         if args.action == "issue":
             return await svc.issue(actor, parse_notice(args.text, rt.clock.now()), source=source)
@@ -149,23 +158,42 @@ async def _report(rt: Runtime, notice_id: int) -> Reply:
 
 
 async def _apikey(rt: Runtime, args: argparse.Namespace) -> Reply:
-    keys = ApiKeys(rt.redis, rt.keys, rt.clock)
+    """create / list / revoke, each audited as done at the server's console."""
+    keys, audit = rt.api_keys, rt.audit
     if args.op == "create":
         person = await rt.registry.person(args.officer)
         if person is None or person.role.value != "officer":
+            await audit.record("cli", "broadcast.apikey.create", "refused", target=args.officer,
+                               detail="不是登记的民警", source=CONSOLE_SOURCE)
             return Reply(False, f"{args.officer} 不是登记的民警，不能绑定接口密钥")
-        key, key_id = await keys.create(args.officer, args.label)
-        await rt.audit.record("cli", "broadcast.apikey.create", "ok", target=args.officer,
-                              detail=f"{key_id} {args.label}", source="cli")
-        return Reply(True, f"密钥（只显示这一次，请妥善保存）：{key}\n编号：{key_id}")
+        try:
+            key, key_id = await keys.create(args.officer, args.label, args.days)
+        except ValueError as error:
+            await audit.record("cli", "broadcast.apikey.create", "refused", target=args.officer,
+                               detail=str(error), source=CONSOLE_SOURCE)
+            return Reply(False, f"--days：{error}")
+        days = keys.default_days if args.days is None else args.days
+        await audit.record("cli", "broadcast.apikey.create", "ok", target=args.officer,
+                           detail=f"{key_id} {args.label} {days:g} 天", source=CONSOLE_SOURCE)
+        return Reply(True, f"密钥（只显示这一次，请妥善保存）：{key}\n编号：{key_id}\n"
+                           f"有效期 {days:g} 天")
     if args.op == "revoke":
         ok = await keys.revoke(args.key_id)
-        await rt.audit.record("cli", "broadcast.apikey.revoke", "ok" if ok else "error",
-                              target=args.key_id, source="cli")
+        await audit.record("cli", "broadcast.apikey.revoke", "ok" if ok else "refused",
+                           target=args.key_id, source=CONSOLE_SOURCE,
+                           detail="" if ok else "找不到该密钥编号")
         return Reply(ok, "已吊销" if ok else "找不到该密钥编号")
     rows = await keys.list(args.officer)
-    return Reply(True, "\n".join(f"{r['key_id']} {r['userid']} {r['label']}" for r in rows)
-                 or "没有密钥")
+    await audit.record("cli", "broadcast.apikey.list", "ok", target=args.officer,
+                       detail=f"{len(rows)} 个密钥", source=CONSOLE_SOURCE)
+    return Reply(True, "\n".join(_key_line(r, rt.clock.now()) for r in rows) or "没有密钥")
+
+
+def _key_line(row: dict[str, str], now: float) -> str:
+    state = ("已吊销" if row.get("revoked_at")
+             else "已过期" if float(row["expires_at"]) <= now else "有效")
+    until = datetime.fromtimestamp(float(row["expires_at"]), tz=BEIJING).strftime("%Y-%m-%d")
+    return f"{row['key_id']} {row['userid']} {row['label']} {state}（至 {until}）"
 
 
 def _settings(args: argparse.Namespace) -> Settings:

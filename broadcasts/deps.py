@@ -11,6 +11,7 @@ from bot.clock import Clock
 from bot.keys import Keys
 from bot.settings import BroadcastSettings, Settings
 from bot.wecom.client import WeComClient
+from broadcasts.apikeys import ApiKeys
 from broadcasts.costs import Costs, limiter_guard
 from broadcasts.keys import BroadcastKeys
 from broadcasts.limiter import RateLimiter
@@ -60,6 +61,12 @@ class Runtime:
     @property
     def config(self) -> BroadcastSettings:
         return self.settings.broadcast
+
+    @property
+    def api_keys(self) -> ApiKeys:
+        """The HTTP API's keys, with the lifetimes of settings."""
+        return ApiKeys(self.redis, self.keys, self.clock, default_days=self.config.api_key_days,
+                       max_days=self.config.api_key_max_days)
 
     async def notice(self, notice_id: int, *, fresh: bool = False) -> Notice | None:
         """The notice; once released its content and timings never change, so released notices

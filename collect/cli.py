@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from bot.audit import AuditLog
+from bot.audit import CONSOLE_NOTE, CONSOLE_SOURCE, AuditLog
 from bot.clock import make_clock
 from bot.keys import Keys
 from bot.redis import connect, redis_url_for
@@ -38,7 +38,8 @@ def out(text: str) -> None:
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("collect", help="一标三实：导出记录、轮换加密密钥")
     sub = parser.add_subparsers(dest="collect_command", required=True, metavar="子命令")
-    p = sub.add_parser("export", help="导出记录（仅限辖区民警，全程留痕）")
+    p = sub.add_parser("export", help="导出记录（仅限辖区民警，全程留痕）",
+                       description=CONSOLE_NOTE)
     p.add_argument("--node", required=True, help="节点编码或名称路径（导出该节点及以下）")
     p.add_argument("--type", required=True, choices=[k.value for k in RecordKind],
                    help="记录类型：person 人口 / house 房屋 / unit 单位 / address 地址")
@@ -47,7 +48,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--until", default="", help="更新时间止（YYYY-MM-DD，含）")
     p.add_argument("--format", default="csv", choices=["csv", "xlsx"])
     p.add_argument("--out", required=True, type=Path, help="输出文件")
-    p.add_argument("--as", dest="actor", required=True, help="导出人的企业微信 userid")
+    p.add_argument("--as", dest="actor", required=True,
+                   help="导出人的企业微信 userid；不做身份验证，"
+                        "审计记为服务器控制台操作 cli:console")
     p.add_argument("--masked", action="store_true", help="身份证号、电话、姓名脱敏导出")
     p.set_defaults(func=_command(_export))
     p = sub.add_parser("rotate-keys", help="用当前首个密钥重新加密所有记录（可中断续跑）")
@@ -105,7 +108,7 @@ async def _export(deps: CollectDeps, args: argparse.Namespace) -> int:
         out("导出失败：日期应写成 YYYY-MM-DD")
         return 2
     try:
-        rows = await export(deps, args.actor, query, args.out)
+        rows = await export(deps, args.actor, query, args.out, source=CONSOLE_SOURCE)
     except ExportForbiddenError as error:
         out(f"导出被拒绝：{error}（已记录）")
         return 3

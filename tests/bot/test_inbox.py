@@ -18,6 +18,7 @@ from bot.inbox import GROUP, SHARDS, Inbox, handled_records, inbox_sealer, shard
 from bot.keys import Keys
 from bot.router import Router
 from bot.settings import Settings
+from bot.wecom.errors import WeComAPIError
 from tests.bot.support import SEEN, wait_until
 
 ClientFactory = Callable[..., Any]
@@ -114,6 +115,34 @@ async def test_the_inbox_keeps_nothing_in_clear_and_nothing_once_handled(
 
 async def _handled(redis: aioredis.Redis, keys: Keys, count: int) -> bool:
     return len(await handled_records(redis, keys)) >= count
+
+
+async def test_expected_wecom_refusals_and_repeated_errors_log_one_line(
+    aiohttp_client: ClientFactory, make_settings: Callable[..., Settings], redis: aioredis.Redis,
+    keys: Keys, caplog: Any,
+) -> None:
+    """Issue 10: a user WeCom's directory rejects logged a 4 KB traceback per message."""
+    router = Router("refusals")
+
+    @router.message()
+    async def reply(event: TextMessage, ctx: Context) -> None:
+        if event.content.startswith("bug"):
+            raise KeyError("a handler bug")
+        raise WeComAPIError(60111, "invalid userid", "message/send")
+
+    client = await start(aiohttp_client, make_settings(), router)
+    inbox = client.app[appkeys.inbox]
+    for n in range(20):
+        await inbox.put(message(n, sender=f"u{n}", content="hi" if n < 10 else f"bug {n}"))
+    await wait_until(lambda: _handled(redis, keys, 20), what="twenty handled records")
+    records = [r for r in caplog.records if r.name == "bot.inbox" and r.levelno >= 30]
+    refusals = [r for r in records if "60111" in r.getMessage()]
+    bugs = [r for r in records if "KeyError" in r.getMessage()]
+    assert len(refusals) == 1 and "Traceback" not in refusals[0].getMessage()
+    assert refusals[0].exc_info is None and len(refusals[0].getMessage()) < 300
+    assert len(bugs) == 1 and "Traceback" in bugs[0].getMessage()  # the first one in full
+    outcomes = [r.outcome for r in await handled_records(redis, keys)]
+    assert outcomes == ["error"] * 20  # each still recorded, only the log is quiet
 
 
 async def test_a_failing_handler_is_isolated_and_recorded(

@@ -85,4 +85,52 @@ async def test_cli_commands_are_checked_and_audited(make_env: MakeEnv) -> None:
     assert refused.returncode == 1 and "不是您发布的" in refused.stdout
     audit = AuditLog(env.redis, env.keys, env.clock)
     entries = await audit.entries(action="broadcast.confirm")
-    assert [(e.actor, e.outcome, e.source) for e in entries] == [(grid_worker, "refused", "cli")]
+    assert [(e.actor, e.outcome, e.source) for e in entries] == [
+        (grid_worker, "refused", "cli:console")]  # --as is unproven: marked as the console's
+
+
+async def test_keys_need_bearer_expire_and_revoke(make_env: MakeEnv,
+                                                 aiohttp_client: AiohttpClient) -> None:
+    """Issue 10: a key without `Bearer `, an expired key and a revoked key get 401, audited;
+    creating, listing and revoking keys (CLI) is audited too."""
+    env = await make_env(speed=20)
+    app = create_app(env.settings, ROUTERS, clock=env.clock, run_consumer=False,
+                     run_scheduler=False, extensions=[api.extension])
+    client = await aiohttp_client(app)
+    made = await asyncio.to_thread(gridbot_cli, env, "broadcast", "apikey", "create",
+                                   "--officer", COUNTY_OFFICER, "--label", "值班")
+    key = re.search(r"gbk_\S+", made.stdout)
+    assert made.returncode == 0 and key and "有效期 90 天" in made.stdout, made.stdout
+    good = key.group(0)
+    short, _ = await env.rt.api_keys.create(COUNTY_OFFICER, "短期", days=0.0002)  # 17 s
+    too_long = await asyncio.to_thread(gridbot_cli, env, "broadcast", "apikey", "create",
+                                       "--officer", COUNTY_OFFICER, "--days", "400")
+    assert too_long.returncode == 1 and "365" in too_long.stdout
+
+    async def status(header: str) -> int:
+        response = await client.get("/api/broadcasts/1", headers={"Authorization": header})
+        return response.status
+
+    assert await status(f"Bearer {good}") == 400  # let in: "no such notice" is the answer
+    assert await status(good) == 401  # the bare key, no scheme
+    assert await status(f"Token {good}") == 401
+    await asyncio.sleep(env.clock.real(20))  # the short key's life runs out
+    assert await status(f"Bearer {short}") == 401
+    listing = await asyncio.to_thread(gridbot_cli, env, "broadcast", "apikey", "list")
+    assert "已过期" in listing.stdout and "有效" in listing.stdout, listing.stdout
+    key_id = next(line.split()[0] for line in listing.stdout.splitlines() if "值班" in line)
+    revoked = await asyncio.to_thread(gridbot_cli, env, "broadcast", "apikey", "revoke",
+                                      "--key-id", key_id)
+    assert revoked.returncode == 0
+    assert await status(f"Bearer {good}") == 401
+
+    audit = AuditLog(env.redis, env.keys, env.clock)
+    refusals = [e.detail for e in reversed(await audit.entries(actor="api"))]
+    assert len(refusals) == 4, refusals
+    assert all("Bearer" in r for r in refusals[:2])
+    assert "已过期" in refusals[2] and "已吊销" in refusals[3] and key_id in refusals[3]
+    managed = [(e.action, e.outcome, e.source) for e in reversed(await audit.entries(actor="cli"))]
+    assert managed == [("broadcast.apikey.create", "ok", "cli:console"),
+                       ("broadcast.apikey.create", "refused", "cli:console"),
+                       ("broadcast.apikey.list", "ok", "cli:console"),
+                       ("broadcast.apikey.revoke", "ok", "cli:console")]
