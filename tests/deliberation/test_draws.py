@@ -73,6 +73,9 @@ async def test_draw_28_plots_among_40_households_verifies_bit_for_bit(
     same = sum(a == list(b) for a, b in zip(record["allocation"], check.outcome.allocation,
                                             strict=True))
     assert same <= 3, f"{same} of 28 plots went to the same household"
+    before, after = dict(map(tuple, record["allocation"])), dict(check.outcome.allocation)
+    kept = sum(1 for p in before if after.get(p) == before[p])
+    assert kept <= 10, f"{kept} of 28 households kept their plot"  # chance level: ~0.7
     assert list(check.outcome.order[:40]) != record["order"]
     path.write_text(json.dumps(grown, ensure_ascii=False), encoding="utf-8")
     assert main(["deliberation", "verify-draw", str(path)]) == 1
