@@ -106,18 +106,24 @@ class MatterService:
         if matter.status is Status.SCHEDULED:
             await self.deps.matters.due_add("open", matter.id, opens)
         await self.deps.matters.due_add("close", matter.id, closes)
-        await self._announce_open(matter)
-        return Reply(True, texts.opened(matter), matter.id,
-                     {"eligible": matter.eligible, "roll_hash": matter.roll_hash})
+        workers = await self._announce_open(matter)
+        warning = "\n注意：没有网格员收到表决链接（本村网格未配网格员），请先配齐再发起。" \
+            if workers == 0 and matter.status is Status.OPEN and matter.mode is Mode.ONLINE \
+            else ""
+        return Reply(True, texts.opened(matter) + warning, matter.id,
+                     {"eligible": matter.eligible, "roll_hash": matter.roll_hash,
+                      "workers": workers})
 
-    async def _announce_open(self, matter: Matter) -> None:
+    async def _announce_open(self, matter: Matter) -> int:
+        """Notice to the groups; links to the grid workers now if open: how many got them."""
         notice = await announce.to_groups(self.deps, matter, texts.notice_open(matter))
         if notice is not None:
             await self.deps.matters.save_fields(
                 matter.with_(notice_ids=(*matter.notice_ids, notice)), "notice_ids")
-        if matter.status is Status.OPEN:
-            await announce.links_to_workers(self.deps, matter,
-                                            await self.deps.matters.roll(matter.id))
+        if matter.status is not Status.OPEN:
+            return -1
+        return await announce.links_to_workers(self.deps, matter,
+                                               await self.deps.matters.roll(matter.id))
 
     async def start(self, matter_id: str) -> bool:
         """A scheduled matter reaches its opening time (any process; fires once)."""
