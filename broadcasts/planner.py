@@ -124,9 +124,11 @@ class Forecast:
     poll_interval: float
     quota_exhausted: tuple[str, ...] = ()
     no_officer: int = 0
-    confirm_within: float | None = None  # share of owners confirming in time, from history
+    no_supervisor: int = 0
+    confirm_within: float | None = None  # expected share of owners confirming in time
     confirm_p90: float | None = None
     by_county: dict[str, int] = field(default_factory=dict)
+    owners: OwnerOutlook | None = None
 
     @property
     def problems(self) -> list[str]:
@@ -141,10 +143,16 @@ class Forecast:
         if self.demand.customer_groups:
             share = "" if self.confirm_within is None else \
                 f"，按历史约 {self.confirm_within:.1%} 的群主能在时限内确认"
+            basis = self.owners.basis() if self.owners is not None else ""
             out.append(f"{self.demand.customer_groups} 个客户群需 {self.demand.owners} 位群主"
-                       f"在企业微信中确认后才会发出{share}")
+                       f"在企业微信中确认后才会发出{share}{basis}")
+        if self.owners is not None and self.owners.likely_late:
+            out.append(self.owners.late_text())
         if self.no_officer:
             out.append(f"{self.no_officer} 个群所在网格没有登记民警，群主未确认时无法升级提醒")
+        if self.no_supervisor:
+            out.append(f"{self.no_supervisor} 个群所在乡镇（街道）没有登记督办人员，"
+                       "民警催办无果时无法再升级")
         return out
 
     def text(self) -> str:
@@ -166,6 +174,67 @@ class Forecast:
         if problems:
             lines.append("注意：" + "；".join(problems))
         return "\n".join(lines)
+
+
+LIKELY_LATE = 0.5  # an owner who confirmed in time less often than this is named
+MIN_GLOBAL = 20  # owners asked before the city-wide share stands in for owners without history
+NAMED_MAX = 10
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerOutlook:
+    """What the history says about the owners of a notice: each owner's share of tasks
+    confirmed in time among all tasks they were asked (never-confirmed ones included)."""
+
+    expected: float | None  # mean over owners (own history, else the city-wide share)
+    with_history: int
+    asked: int  # tasks counted city-wide
+    in_time: int
+    likely_late: tuple[tuple[str, int, int, tuple[str, ...]], ...] = ()  # owner, ok, n, groups
+
+    def basis(self) -> str:
+        if not self.asked:
+            return ""
+        return (f"（历史：共问过群主 {self.asked} 次，按时确认 {self.in_time} 次；"
+                f"{self.with_history} 位本次群主有个人记录）")
+
+    def late_text(self) -> str:
+        rows = [f"{owner}（以往 {ok}/{n} 次按时）：{'、'.join(groups[:3])}"
+                + (f" 等 {len(groups)} 个群" if len(groups) > 3 else "")
+                for owner, ok, n, groups in self.likely_late[:NAMED_MAX]]
+        more = len(self.likely_late) - NAMED_MAX
+        tail = f"；另有 {more} 位" if more > 0 else ""
+        return "可能超时的群（群主以往多未按时确认）：" + "；".join(rows) + tail
+
+
+def owner_outlook(groups: Sequence[PlannedGroup], record: dict[str, str],
+                  names: dict[str, str]) -> OwnerOutlook | None:
+    """The outlook for the owners of `groups` from `record` (owner:asked / owner:in_time)."""
+    by_owner: dict[str, list[str]] = defaultdict(list)
+    for g in groups:
+        if g.owner and g.kind == DeliveryKind.CUSTOMER_GROUP.value:
+            by_owner[g.owner].append(g.name)
+    if not by_owner:
+        return None
+    asked = sum(int(v) for k, v in record.items() if k.endswith(":asked"))
+    in_time = sum(int(v) for k, v in record.items() if k.endswith(":in_time"))
+    overall = in_time / asked if asked >= MIN_GLOBAL else None
+    shares: list[float] = []
+    late: list[tuple[str, int, int, tuple[str, ...]]] = []
+    with_history = 0
+    for owner, names_ in sorted(by_owner.items()):
+        n = int(record.get(f"{owner}:asked", 0))
+        ok = int(record.get(f"{owner}:in_time", 0))
+        if n:
+            with_history += 1
+            shares.append(ok / n)
+            if ok / n < LIKELY_LATE:
+                late.append((names.get(owner, owner), ok, n, tuple(sorted(names_))))
+        elif overall is not None:
+            shares.append(overall)
+    expected = sum(shares) / len(shares) if shares and (overall is not None or with_history) \
+        else None
+    return OwnerOutlook(expected, with_history, asked, in_time, tuple(late))
 
 
 def fmt_duration(seconds: float) -> str:

@@ -43,6 +43,7 @@ async def deadline(rt: Runtime, job: Job, worker: str) -> Result:
         return Result.DONE
     unread = await last_look(rt, notice)  # fresh status first: no one named by a stale poll
     unverified = {c for u in unread for c in u.chats}
+    await record_owners(rt, notice, {u.name for u in unread})
     if unread:  # look again soon: what WeCom then says corrects the report (`correct`)
         again = rt.clock.now() + (rt.config.retry_delays[1:2] or [30.0])[0]
         await rt.queue.defer([Job("poll", notice.id, u.name) for u in unread], again)
@@ -71,6 +72,26 @@ async def deadline(rt: Runtime, job: Job, worker: str) -> Result:
     await tell(rt, snap.notice.issuer, content.chunks(header, lines))
     log.info("⏰ bcast=%s deadline: %d/%d in time", job.notice, delivered, total)
     return Result.DONE
+
+
+async def record_owners(rt: Runtime, notice: Notice, unknown: set[str]) -> None:
+    """Count, once per notice, every owner who was asked (a task was created) and whether
+    they confirmed by the deadline: the forecast's history (planner.owner_forecast) counts
+    those who never confirmed too. Tasks WeCom could not be asked about are left out."""
+    if not await rt.redis.sadd(rt.keys.owner_record_notices(), str(notice.id)):
+        return
+    counts: dict[str, int] = {}
+    for unit in await rt.state.units(notice.id):
+        if not unit.msgid or unit.name in unknown:
+            continue
+        counts[f"{unit.owner}:asked"] = counts.get(f"{unit.owner}:asked", 0) + 1
+        if 0 < unit.confirmed_at <= notice.deadline_at:
+            counts[f"{unit.owner}:in_time"] = counts.get(f"{unit.owner}:in_time", 0) + 1
+    if counts:
+        pipe = rt.redis.pipeline(transaction=False)
+        for field, n in counts.items():
+            pipe.hincrby(rt.keys.owner_record(), field, n)
+        await pipe.execute()
 
 
 async def last_look(rt: Runtime, notice: Notice) -> list[Unit]:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from bot.audit import Outcome
+from bot.rtypes import smap
 from broadcasts import content, targets
 from broadcasts.deps import Runtime
 from broadcasts.engine import release
@@ -37,7 +38,15 @@ from broadcasts.models import (
     TargetSpec,
 )
 from broadcasts.plan import Plan, make_plan, plan_groups
-from broadcasts.planner import Forecast, demand_of, history_share, machine_floor, poll_interval
+from broadcasts.planner import (
+    Forecast,
+    OwnerOutlook,
+    demand_of,
+    history_share,
+    machine_floor,
+    owner_outlook,
+    poll_interval,
+)
 from broadcasts.progress import snapshot
 from broadcasts.validate import check_draft
 from registry.models import DeliveryKind, Level, Person, Role
@@ -142,13 +151,24 @@ class BroadcastService:
         used = await self._usage()
         raw = await self.rt.redis.lrange(self.rt.keys.confirm_delays(), 0, -1)
         delays = [float(x) for x in raw]
-        share, p90 = history_share(delays, cfg.deadline_seconds)
+        _, p90 = history_share(delays, cfg.deadline_seconds)  # the delays of those who did
+        outlook = await self._owner_outlook(groups)
         return Forecast(
             demand=demand, floor=machine_floor(demand, cfg.ceilings, used=used),
             deadline=cfg.deadline_seconds, poll_interval=poll_interval(demand.tasks, cfg),
-            quota_exhausted=spent, confirm_within=share, confirm_p90=p90,
+            quota_exhausted=spent, confirm_p90=p90,
+            confirm_within=outlook.expected if outlook is not None else None,
             no_officer=sum(1 for g in groups if not g.officers),
+            no_supervisor=sum(1 for g in groups if not g.supervisors), owners=outlook,
         )
+
+    async def _owner_outlook(self, groups: list[PlannedGroup]) -> OwnerOutlook | None:
+        """Per-owner history of confirming in time, among all tasks each was asked."""
+        record = smap(await self.rt.redis.hgetall(self.rt.keys.owner_record()))
+        owners = {g.owner for g in groups if g.owner}
+        people = await self.rt.registry.people(owners) if record else []
+        names = {p.userid: f"{p.name}（{p.userid}）" for p in people}
+        return owner_outlook(groups, record, names)
 
     async def _usage(self) -> dict[str, int]:
         rates = [*self.rt.costs.appchat(1), *self.rt.costs.api("add_msg_template")]
