@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from bot.audit import Outcome
 from bot.rtypes import smap
-from broadcasts import content, targets
+from broadcasts import content, outbox, targets
 from broadcasts.deps import Runtime
 from broadcasts.engine import release
 from broadcasts.grammar import (
@@ -208,16 +208,44 @@ class BroadcastService:
     async def _after_confirm(self, notice: Notice, data: dict[str, Any], lead: str = "") -> Reply:
         lead = lead + "\n" if lead else ""
         if notice.needs_approval and not notice.approver:
-            await self.rt.notices.move(notice.id, [NoticeStatus.PENDING_CONFIRM],
-                                       NoticeStatus.PENDING_APPROVAL)
+            moved = await self.rt.notices.move(notice.id, [NoticeStatus.PENDING_CONFIRM],
+                                               NoticeStatus.PENDING_APPROVAL)
+            asked = await self._ask_approvers(notice) if moved else ""
             return Reply(True, f"{lead}{notice.title} 为全市协查通报，需另一位民警发送「批准 "
-                               f"{notice.id}」后才会发出。", notice.id, data)
+                               f"{notice.id}」后才会发出。{asked}", notice.id, data)
         if notice.scheduled_at:
             return await self._schedule(notice, data, lead)
         if not await release(self.rt, notice, self.rt.clock.now()):
             return Reply(False, f"通知 #{notice.id} 已在发送或已处理。", notice.id, data)
         return Reply(True, f"{lead}{notice.title} 已开始发送，10 分钟时限报告和结束报告将发给您；"
                            f"随时发送「进度 {notice.id}」查看。", notice.id, data)
+
+    async def _ask_approvers(self, notice: Notice) -> str:
+        """Send the request to every other officer who may approve (covers the whole target);
+        the issuer's reply names them. Durable messages (outbox), posted once per officer."""
+        approvers = await self._approvers(notice)
+        if not approvers:
+            return "\n注意：没有其他可批准此通知的民警登记在册，请联系管理员。"
+        issuer = await self.rt.registry.person(notice.issuer)
+        who = f"{issuer.name}（{notice.issuer}）" if issuer else notice.issuer
+        text = (f"【待批准】{who}发布的{notice.title}（{notice.target_label}）需您批准后才会发出。"
+                f"\n内容：{notice.content.text[:300]}\n回复「批准 {notice.id}」即可开始发送。")
+        for person in approvers:
+            await outbox.post(self.rt, notice.id, f"approve:{person.userid}", person.userid,
+                              [text], "approve")
+        names = "、".join(f"{p.name}（{p.userid}）" for p in approvers)
+        return f"\n已请以下民警批准：{names}。"
+
+    async def _approvers(self, notice: Notice) -> list[Person]:
+        officers = await self.rt.registry.people_with_role(Role.OFFICER)
+        out = []
+        for person in sorted(officers, key=lambda p: p.userid):
+            if person.userid == notice.issuer:
+                continue
+            if all([await self.rt.registry.covers(person.userid, c)
+                    for c in notice.target.codes]):
+                out.append(person)
+        return out
 
     async def _schedule(self, notice: Notice, data: dict[str, Any], lead: str) -> Reply:
         if self.scheduling is None:
