@@ -22,7 +22,11 @@ forecast before anything reaches more than `broadcast.confirm_threshold_groups` 
                   grid police, then the township supervisor
     progress.py   live progress and the roll-up per tree level; report.py deadline and
                   final reports to the issuing officer
-    worker.py     `gridbot worker` (any number of processes); embedded.py the same in serve
+    sweep.py      every minute of a sending notice: pairs a restart left behind (stale
+                  planned/submitted, a job gone from the stream) get their job again
+    validate.py   fields checked before anything is stored (time, links, API body)
+    worker.py     `gridbot worker` (any number of processes); embedded.py the same in serve;
+                  both back off and reconnect while Redis is away (bot.health)
     schedule.py   定时 through bot.scheduler; fire_scheduled is the scheduler job function
     quota.py      customer groups' monthly quota; apikeys.py the HTTP API's keys
     keys.py       every Redis key (hash tag per notice, `{bcq}` queue, `{rl}` limiter)

@@ -1,0 +1,55 @@
+"""Issue 10: pairs a restart left behind are found and settled, never left 「发送中」.
+
+A notice whose queued jobs vanished (the stream lost after 确认) and one of whose groups is
+left `submitted` by a worker that no longer exists: the sweep job re-queues what is stale, the
+lost groups are sent once, the orphaned one is named 状态不明 (never resent), and the final
+report's headings add up to the groups targeted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+
+from bot.wecom.simulator import OwnerProfile
+from broadcasts import engine
+from broadcasts.content import has_marker
+from broadcasts.models import PairState
+from broadcasts.queue import SHARDS, Job
+from broadcasts.state import Item
+from registry.models import DeliveryKind
+from tests.broadcasts.conftest import COUNTY_OFFICER, Env
+from tests.broadcasts.test_engine import issue
+
+MakeEnv = Callable[..., Awaitable[Env]]
+
+
+async def test_lost_jobs_and_an_orphaned_pair_are_swept_up(make_env: MakeEnv) -> None:
+    env = await make_env(speed=20, profile=OwnerProfile.always((30.0, 60.0)))
+    nid = await issue(env, "通知 紧急预警 范围：交口县 内容：今晚有大风，请关好门窗")
+    assert (await env.service.confirm(COUNTY_OFFICER, nid)).ok
+    await engine.start(env.rt, Job("start", nid), "test")  # queues every job and the timers
+    streams = [env.rt.keys.stream(shard) for shard in range(SHARDS)]
+    assert sum([await env.redis.xlen(s) for s in streams]) > 50
+    await env.redis.delete(*streams)  # ... which a restart then lost (the timers stay)
+    orphan = next(g.chat_id for g in env.city.groups if g.kind is DeliveryKind.APPCHAT)
+    await env.rt.state.transition(nid, [Item(orphan)], [PairState.PLANNED],
+                                  PairState.SUBMITTED, now=env.clock.now(), worker="gone-1")
+    env.start_workers(2)
+    await env.settled(nid, 60)
+
+    pairs = await env.rt.state.pairs(nid)
+    assert pairs[orphan].state is PairState.UNCERTAIN  # in flight once: named, not resent
+    spent = {c for c, v in env.city.quota_used.items() if v >= 31}
+    for group in env.city.groups:
+        got = [d for d in env.sim.deliveries_to(group.chat_id) if has_marker(d.content, nid)]
+        expected = 0 if group.chat_id in spent | {orphan} else 1
+        assert len(got) == expected, (group.chat_id, pairs[group.chat_id])
+    stats = await env.redis.hgetall(env.rt.keys.stats())
+    assert int(stats.get("swept", 0)) > 0
+    report = "\n".join(d.content for d in env.sim.app_messages_to(COUNTY_OFFICER))
+    header = re.search(r"【结束报告】通知 #\d+（[^）]*）共 (\d+) 个群：(.*?)。", report)
+    assert header, report[:300]
+    figures = re.findall(r"(?:已送达|失败|状态不明|未确认|未发出|发送中) (\d+)", header.group(2))
+    assert sum(map(int, figures)) == int(header.group(1)) == len(env.city.groups)
+    assert "发送中" not in header.group(2)
