@@ -231,3 +231,24 @@ async def test_change_and_withdrawal_are_audited_and_announced(w: World) -> None
     assert ("p1", "deliberation.change", "ok") in actions
     assert ("w1", "deliberation.change", "refused") in actions
     assert ("p1", "deliberation.cancel", "ok") in actions
+
+
+async def test_concurrent_double_posts_count_each_household_once(w: World) -> None:
+    """Every link posted twice at the same moment: one ballot per household, none lost."""
+    import asyncio
+
+    await add_households(w.collect, "w1", "东关街", 15, with_child=False)
+    await add_households(w.collect, "w2", "西关街", 15, first=16, with_child=False)
+    matter = await open_matter(w)
+    links = await all_links(w, matter)
+    forms = []
+    for link in links:
+        async with w.http.get(link) as page:
+            csrf = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+        assert csrf
+        forms.append((link, {"option": "0", "csrf": csrf.group(1)}))
+    answers = await asyncio.gather(*(w.post(link, form) for link, form in forms * 2))
+    assert sum(status == 200 for status, _ in answers) == 30
+    assert sum(status == 409 and "已经投过票" in page for status, page in answers) == 30
+    assert await w.deps.matters.turnout(matter) == 30
+    assert len(await w.deps.matters.entries(matter)) == 30
