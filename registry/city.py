@@ -60,6 +60,11 @@ class City:
         _write(groups_path, GROUP_HEADER, (self._group_row(g) for g in self.groups))
         return nodes_path, people_path, groups_path
 
+    def write_nodes_csv(self, path: Path) -> Path:
+        """Only the nodes file (`gridbot groups divisions --out`)."""
+        _write(path, NODE_HEADER, (_node_row(n) for n in self.nodes))
+        return path
+
     def _group_row(self, g: Group) -> Sequence[object]:
         return (g.chat_id, g.name, g.kind.value, g.node, g.owner, g.member_count, g.webhook_key,
                 ";".join(g.tags), self.quota_used.get(g.chat_id, 0))

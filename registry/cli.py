@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
@@ -21,8 +22,10 @@ from bot.keys import Keys
 from bot.redis import connect, redis_url_for
 from bot.settings import Settings, load_settings
 from registry import moves, report
+from registry.city import City
+from registry.divisions import DivisionError, load_tree
 from registry.importer import Importer, detect_kind
-from registry.models import DeliveryKind, Node
+from registry.models import DeliveryKind, Level, Node
 from registry.placement import Placer
 from registry.staffing import staffing_gaps
 from registry.store import Registry
@@ -71,10 +74,49 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="以该人员身份确认（userid；审计记为服务器控制台操作 cli:console）")
     p.set_defaults(func=_command(_confirm_move))
     _register_synth(sub)
+    _register_divisions(sub)
+
+
+def _register_divisions(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "divisions", help="按官方统计用区划代码建立市/县的 县区—乡镇街道—村社区 节点树",
+        description="按国家统计局统计用区划代码建立节点树（市、县区、乡镇街道、村社区），"
+                    "之后只需导入网格、楼栋、人员和群。随附数据见 registry/data/README.md。")
+    p.add_argument("code", help="市或县区的 6 位区划代码，如 140100（太原市）、140105（小店区）")
+    p.add_argument("--file", type=Path, default=None,
+                   help="自备区划文件（code,name,parent 三列 CSV）；默认用随附数据")
+    p.add_argument("--out", type=Path, default=None,
+                   help="只写出节点 CSV（可检查后用 groups import 导入），不直接导入")
+    p.set_defaults(func=_divisions_command)
+
+
+def _divisions_command(args: argparse.Namespace) -> int:
+    try:
+        nodes = load_tree(args.code, args.file)
+    except (DivisionError, OSError) as error:
+        out(f"建立区划树失败：{error}")
+        return 2
+    counts = Counter(n.level for n in nodes)
+    root = nodes[0]
+    summary = (f"{root.name}（{args.code}）：县级 {counts[Level.COUNTY]} 个、乡级 "
+               f"{counts[Level.TOWNSHIP]} 个、村级 {counts[Level.VILLAGE]} 个"
+               f"（其中社区 {sum(1 for n in nodes if n.urban)} 个）")
+    if args.out is not None:
+        City(nodes, [], [], {}, {}).write_nodes_csv(args.out)
+        out(f"{summary}\n已写出 {args.out}；导入：gridbot groups import {args.out}")
+        return 0
+
+    async def store(registry: Registry, settings: Settings, args: argparse.Namespace) -> int:
+        await registry.upsert_nodes(nodes)
+        out(f"{summary}\n已导入 {len(nodes)} 个节点。下一步：导入网格、楼栋（节点文件）、"
+            "人员和群（gridbot groups import …）")
+        return 0
+
+    return _command(store)(args)
 
 
 def _register_synth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    p = sub.add_parser("synth", help="生成合成的吕梁市数据（CSV）")
+    p = sub.add_parser("synth", help="生成合成的城市数据（CSV，默认吕梁市，或 --divisions）")
     p.add_argument("--out", type=Path, required=True, help="群文件路径；节点、人员文件写在旁边")
     p.add_argument("--seed", type=int, default=2024)
     p.add_argument("--groups", type=int, default=5267, help="群总数（默认 5267）")
@@ -86,6 +128,10 @@ def _register_synth(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                    help="本月已用部分群发额度的客户群占比（默认 0.2）")
     p.add_argument("--quota-full", type=int, default=5, help="本月群发额度已用完的客户群数")
     p.add_argument("--county", action="append", default=[], help="只生成这些县区（编码）")
+    p.add_argument("--divisions", default="", metavar="CODE",
+                   help="用该市/县区的官方区划树（如 140100）代替吕梁市")
+    p.add_argument("--divisions-file", type=Path, default=None,
+                   help="与 --divisions 同用：自备区划文件（code,name,parent）")
     p.set_defaults(func=_synth)
 
 
@@ -208,12 +254,13 @@ async def _staffing(registry: Registry, settings: Settings, args: argparse.Names
 def _synth(args: argparse.Namespace) -> int:
     try:
         shares = parse_shares(args.shares)
+        tree = tuple(load_tree(args.divisions, args.divisions_file)) if args.divisions else ()
         city = generate_city(
             seed=args.seed, shares=shares, total_groups=args.groups, residents=args.residents,
             staffing_gaps=args.gaps, quota_partial=args.quota_partial,
-            quota_full=args.quota_full, counties=tuple(args.county),
+            quota_full=args.quota_full, counties=tuple(args.county), tree=tree,
         )
-    except ValueError as error:
+    except (ValueError, OSError) as error:
         out(f"生成失败：{error}")
         return 2
     paths = city.write_csv(args.out)

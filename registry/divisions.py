@@ -1,12 +1,92 @@
-"""吕梁市 and its 13 county-level divisions (yibiao_sanshi.md §3).
+"""Official division trees (any city), and 吕梁市's county counts for the synthetic city.
 
-GB/T 2260 codes agreed by python-stdnum's loc.dat and NBS 2023; 乡级 counts NBS 2023;
-村委会/居委会 counts NBS 2020 ("other" 村级 units are counted with the 居委会 here).
+load_tree(code) builds the tree of a city or one of its counties — 市 / 县 / 乡镇街道 /
+村社区 — from official division codes (统计用区划代码): the files in registry/data/ (their
+source and date in its README) or a deployer's own file in the same `code,name,parent`
+format. `gridbot groups divisions <code>` imports it, so a deployer adds only grids,
+buildings, people and groups; `gridbot groups synth --divisions <code>` builds a synthetic
+city on it.
+
+吕梁市 (yibiao_sanshi.md §3): GB/T 2260 codes agreed by python-stdnum's loc.dat and NBS 2023;
+乡级 counts NBS 2023; 村委会/居委会 counts NBS 2020 ("other" 村级 units are counted with the
+居委会 here).
 """
 
 from __future__ import annotations
 
+import csv
 from dataclasses import dataclass
+from pathlib import Path
+
+from registry.models import Level, Node
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+# official 村级 names → the names people use (and groups carry): 「东关社区居委会」→「东关社区」
+VILLAGE_SUFFIXES = (("社区居民委员会", "社区", True), ("村民委员会", "村", False),
+                    ("居民委员会", "社区", True), ("社区居委会", "社区", True),
+                    ("居委会", "社区", True), ("村委会", "村", False))
+
+
+class DivisionError(ValueError):
+    """No tree for that code (Chinese message naming the fix)."""
+
+
+def city_of(code: str) -> str:
+    """The 6-digit city code of a city or county code."""
+    if not (code.isdigit() and len(code) == 6):
+        raise DivisionError(f"区划代码「{code}」应为 6 位数字（市如 140100，县区如 140105）")
+    return code[:4] + "00"
+
+
+def data_file(code: str) -> Path:
+    """The shipped file for the city of `code`."""
+    path = DATA_DIR / f"{city_of(code)}.csv"
+    if not path.is_file():
+        shipped = "、".join(sorted(p.stem for p in DATA_DIR.glob("*.csv"))) or "无"
+        raise DivisionError(f"没有随附 {city_of(code)} 的区划数据（随附：{shipped}）；"
+                            f"请按 registry/data/README.md 准备 code,name,parent 格式的文件，"
+                            "用 --file 指定")
+    return path
+
+
+def village_name(official: str) -> tuple[str, bool]:
+    """The everyday name of a 村级 unit and whether it is urban (社区)."""
+    for suffix, replacement, urban in VILLAGE_SUFFIXES:
+        if official.endswith(suffix) and len(official) > len(suffix):
+            return official[: -len(suffix)] + replacement, urban
+    return official, official.endswith("社区")
+
+
+def load_tree(code: str, path: Path | None = None) -> list[Node]:
+    """The nodes of city `code` (or of the county `code` under its city) down to 村/社区,
+    parents before children."""
+    city = city_of(code)
+    rows = _read(path or data_file(code))
+    if city not in rows or code not in rows:
+        raise DivisionError(f"区划文件中没有 {code if city in rows else city}")
+    prefix = city[:4] if code == city else code  # every code below starts with it
+    out = [Node(city, rows[city][0], Level.CITY)]
+    for c in sorted(rows, key=lambda c: (len(c), c)):
+        name, parent = rows[c]
+        if c == city or not c.startswith(prefix):
+            continue
+        if len(c) == 6:
+            out.append(Node(c, name, Level.COUNTY, city))
+        elif len(c) == 9:
+            out.append(Node(c, name, Level.TOWNSHIP, parent))
+        elif len(c) == 12:
+            everyday, urban = village_name(name)
+            out.append(Node(c, everyday, Level.VILLAGE, parent, urban))
+    return out
+
+
+def _read(path: Path) -> dict[str, tuple[str, str]]:
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"code", "name", "parent"} <= set(reader.fieldnames):
+            raise DivisionError(f"{path.name}：表头须含 code,name,parent")
+        return {r["code"].strip(): (r["name"].strip(), r["parent"].strip()) for r in reader
+                if r["code"] and r["code"].strip().isdigit()}
 
 CITY_CODE = "141100"
 CITY_NAME = "吕梁市"

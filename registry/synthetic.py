@@ -1,4 +1,5 @@
-"""A synthetic 吕梁市, deterministic by seed, for tests, the demo and the benchmarks.
+"""A synthetic 吕梁市 — or any city whose official division tree is given (`tree`,
+divisions.load_tree) — deterministic by seed, for tests, the demo and the benchmarks.
 
 The 13 real county-level divisions with their real township and village counts
 (divisions.py, yibiao_sanshi.md §3); made-up names. Codes follow the node scheme: township
@@ -54,6 +55,7 @@ class CityOptions:
     quota_full: int = 5  # customer groups that used all of it
     counties: tuple[str, ...] = ()  # a subset of county codes (small cities for tests)
     naming_rule: str = DEFAULT_RULE
+    tree: tuple[Node, ...] = ()  # a real division tree (divisions.load_tree) instead of 吕梁
 
 
 def generate_city(
@@ -95,11 +97,7 @@ class _Builder:
         self._serial: dict[str, int] = {}
 
     def build(self) -> City:
-        counties = [c for c in COUNTIES if not self.opts.counties or c.code in self.opts.counties]
-        if not counties:
-            raise ValueError(f"没有可用的县区：{','.join(self.opts.counties)}")
-        self.nodes.append(Node(CITY_CODE, CITY_NAME, Level.CITY))
-        villages = [v for county in counties for v in self._county(county)]
+        villages = self._from_tree() if self.opts.tree else self._lvliang()
         self._buildings(villages)
         for township in (n for n in self.nodes if n.level is Level.TOWNSHIP):
             self._township_staff(township)
@@ -109,6 +107,18 @@ class _Builder:
         return City(self.nodes, groups, self.people, self._quota(groups), dict(self.gaps))
 
     # --- the tree -------------------------------------------------------------------------
+
+    def _lvliang(self) -> list[Node]:
+        counties = [c for c in COUNTIES if not self.opts.counties or c.code in self.opts.counties]
+        if not counties:
+            raise ValueError(f"没有可用的县区：{','.join(self.opts.counties)}")
+        self.nodes.append(Node(CITY_CODE, CITY_NAME, Level.CITY))
+        return [v for county in counties for v in self._county(county)]
+
+    def _from_tree(self) -> list[Node]:
+        """The city's own 村/社区 from official codes; grids and buildings are made up."""
+        self.nodes.extend(self.opts.tree)
+        return [n for n in self.opts.tree if n.level is Level.VILLAGE]
 
     def _county(self, county: County) -> list[Node]:
         self.nodes.append(Node(county.code, county.name, Level.COUNTY, CITY_CODE))
