@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from registry.divisions import DivisionError, load_tree, village_name
-from registry.models import Level
+from registry.models import Level, Node
 from registry.synthetic import generate_city
 from tests.registry.test_cli import gridbot
 
@@ -56,11 +56,11 @@ def test_synthetic_city_on_a_real_tree() -> None:
     assert city.groups[0].name.startswith("小店区-")
 
 
-def _village_of(code: str, nodes: dict[str, object]) -> str:
+def _village_of(code: str, nodes: dict[str, Node]) -> str:
     node = nodes[code]
-    while getattr(node, "level") not in (Level.VILLAGE, Level.CITY):
-        node = nodes[getattr(node, "parent")]
-    return str(getattr(node, "code"))
+    while node.level not in (Level.VILLAGE, Level.CITY):
+        node = nodes[node.parent]
+    return node.code
 
 
 def test_cli_builds_the_tree_and_synth_uses_it(tmp_path: Path) -> None:
