@@ -1,7 +1,8 @@
 """Resolve an address to the registry: the node it hangs on and its elements below that node.
 
 The node comes from an explicit 网格 value, a "县/街道/社区/网格/" prefix in the address, or the
-sender's single covered node (the form's campaign node). A grid's 楼栋 child is used when the
+sender's single covered node (the form's campaign node). A 村/社区 with only one grid stands
+for that grid, so its addresses need not name it. A grid's 楼栋 child is used when the
 address names that building, so records sit as deep in the tree as the registry goes.
 """
 
@@ -84,6 +85,7 @@ async def resolve_address(registry: Registry, text: str, *, hint: str = "",
     if isinstance(base, Issue):
         return base
     node, rest = base
+    node = await _only_grid(registry, node)
     path = tuple(await registry.path(node.code))
     parts = parse(rest, strip=tuple(n.name for n in path))
     if parts.is_empty:
@@ -93,6 +95,14 @@ async def resolve_address(registry: Registry, text: str, *, hint: str = "",
         if building is not None:
             return Resolved(building, (*path, building), parts)
     return Resolved(node, path, parts)
+
+
+async def _only_grid(registry: Registry, node: Node) -> Node:
+    """The single grid of a 村/社区 that has exactly one, else `node` itself."""
+    if node.level is not Level.VILLAGE:
+        return node
+    grids = [c for c in await registry.children(node.code) if c.level is Level.GRID]
+    return grids[0] if len(grids) == 1 else node
 
 
 async def _building(registry: Registry, grid: Node, number: str) -> Node | None:
