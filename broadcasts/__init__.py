@@ -20,8 +20,12 @@ forecast before anything reaches more than `broadcast.confirm_threshold_groups` 
     sending.py    appchat / webhook jobs; customer.py owner tasks and their reconciliation;
                   tracking.py owner messages, status polls, reminders; escalation.py the
                   grid police, then the township supervisor
+    outbox.py     every message to a person (escalations, reminders, approval requests,
+                  corrections) as a durable `tell` job: retried, each attempt recorded,
+                  a lost one named in the final report
     progress.py   live progress and the roll-up per tree level; report.py deadline and
-                  final reports to the issuing officer
+                  final reports to the issuing officer (a fact, or 未能核实; 【更正】 when
+                  WeCom later says otherwise; 【进度报告】 before a notice settles)
     sweep.py      every minute of a sending notice: pairs a restart left behind (stale
                   planned/submitted, a job gone from the stream) get their job again
     validate.py   fields checked before anything is stored (time, links, API body)
