@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 
 import aiohttp
 
+from bot.wecom.errors import WeComAPIError
 from bot.wecom.simulator.auth import CODE_TTL, OUTSIDER
 from console.guard import COOKIE_PLAIN
 from console.keys import ConsoleKeys
@@ -213,3 +214,36 @@ async def test_one_time_sign_in_link(make_console: Make) -> None:
         assert r.status == 200 and "李警官" in await r.text()
     async with await console.client() as s, s.get(url, headers=HTML) as r:
         assert r.status == 403
+
+
+async def test_simulated_wecom_login_pages_check_what_wecom_checks(make_console: Make) -> None:
+    console = await make_console()
+    sim, corp = console.sim_base, console.env.settings.wecom.corp_id
+    good = {"login_type": "CorpApp", "appid": corp, "agentid": "1000002",
+            "redirect_uri": console.base + "/console/auth/callback", "state": "abc123"}
+    async with await console.client() as s:
+        for change, problem in (({"redirect_uri": "https://evil.example/cb"}, "可信域名"),
+                                ({"appid": "wwother"}, "appid"), ({"agentid": "9"}, "agentid"),
+                                ({"state": "有中文"}, "state")):
+            url = sim + "/wwlogin/sso/login?" + urlencode({**good, **change})
+            async with s.get(url) as r:
+                assert r.status == 400 and problem in await r.text(), change
+        console.env.sim.login.trusted_hosts = {"console.gov.example"}
+        async with s.get(sim + "/wwlogin/sso/login?" + urlencode(good)) as r:
+            assert r.status == 400, "a trusted domain is matched exactly"
+        async with s.get(sim + "/sim/client?" + urlencode(
+                {"member": COUNTY_OFFICER, "url": "http://127.0.0.1.evil.example/"}),
+                allow_redirects=False) as r:
+            assert r.status == 400
+    wecom = console.env.rt.wecom
+    code = await console.code_for(COUNTY_OFFICER)
+    user = await wecom.auth_getuserinfo(code)
+    assert (user.userid, user.is_member) == (COUNTY_OFFICER, True)
+    try:
+        await wecom.auth_getuserinfo(code)
+    except WeComAPIError as error:
+        assert error.errcode == 40029
+    else:
+        raise AssertionError("a code works once")
+    outsider = await wecom.auth_getuserinfo(await console.code_for(OUTSIDER))
+    assert not outsider.is_member and outsider.userid.startswith("o")

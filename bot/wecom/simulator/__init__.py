@@ -45,7 +45,12 @@ Served APIs (under /cgi-bin/): gettoken, message/send, appchat/send, webhook/sen
 externalcontact/{add_msg_template, get_groupmsg_list_v2, get_groupmsg_task,
 get_groupmsg_send_result, remind_groupmsg_send, cancel_groupmsg_send, groupchat/list,
 groupchat/get}, kf/{account/list, add_contact_way, sync_msg, send_msg, send_msg_on_event,
-service_state/get, service_state/trans}, media/get.
+service_state/get, service_state/trans}, media/get, auth/getuserinfo.
+
+Member login (auth.py): the OAuth page inside the WeCom client (/connect/oauth2/authorize; the
+member using the client is named by /sim/client?member=…&url=…), the QR screen of a desktop
+browser (/wwlogin/sso/login, a simulated member "scans" it), codes single use and 5 minutes
+(40029 / 42003); `sim.login.issue_code(userid)` for tests, `sim.login.trusted_hosts`.
 
 Admin endpoints (JSON, for a simulator in another process): GET /sim/stats, /sim/records
 (?chat_id= | ?userid=, &channel=, &limit=), /sim/drops (?reason=), /sim/tasks (?msgid=),

@@ -147,8 +147,11 @@ async def oauth_page(desk: LoginDesk, request: web.Request) -> web.Response:
 
 async def client_page(request: web.Request) -> web.Response:
     member, url = request.query.get("member", ""), request.query.get("url", "/")
-    if not url.startswith(("/", "http://127.0.0.1", "http://localhost")):
-        return _page("错误", "<p>url 无效</p>", 400)
+    parts = urlsplit(url)
+    local = (not parts.scheme and not parts.netloc and url.startswith("/")) or (
+        parts.scheme in ("http", "https") and parts.hostname in LOOPBACK)
+    if not local or url.startswith("//"):
+        return _page("错误", "<p>url 无效：只能打开本机地址</p>", 400)
     response = web.HTTPFound(url)
     response.set_cookie(MEMBER_COOKIE, member, httponly=True, samesite="Lax")
     raise response
