@@ -77,11 +77,11 @@ async def make_console(make_env: Callable[..., Awaitable[Env]]  # noqa: F811
     made: list[web.AppRunner] = []
 
     async def build(speed: float = 20.0, env: dict[str, str] | None = None,
-                    **sim: Any) -> Console:
+                    secure: bool = False, **sim: Any) -> Console:
         made_env = await make_env(speed=speed, city=TWO_COUNTIES, env=env, **sim)
-        return await _console(made_env)
+        return await _console(made_env, secure)
 
-    async def _console(env: Env) -> Console:
+    async def _console(env: Env, secure: bool) -> Console:
         sim_base = env.api_url.removesuffix("/cgi-bin/")
         other = Person(OTHER_OFFICER, "周警官", Role.OFFICER, (OTHER_COUNTY,))
         await env.rt.registry.upsert_person(other)
@@ -91,7 +91,7 @@ async def make_console(make_env: Callable[..., Awaitable[Env]]  # noqa: F811
         settings = env.settings.model_copy(update={"console": env.settings.console.model_copy(
             update={"oauth_url": sim_base + "/connect/oauth2/authorize",
                     "qr_login_url": sim_base + "/wwlogin/sso/login",
-                    "secure_cookies": False})})
+                    "secure_cookies": secure})})
         app = build_app(settings, env.clock, embedded_worker=False)
         runner = web.AppRunner(app, shutdown_timeout=2.0, handler_cancellation=True)
         await runner.setup()

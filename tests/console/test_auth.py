@@ -11,7 +11,7 @@ import aiohttp
 
 from bot.wecom.errors import WeComAPIError
 from bot.wecom.simulator.auth import CODE_TTL, OUTSIDER
-from console.guard import COOKIE_PLAIN
+from console.guard import COOKIE_PLAIN, COOKIE_SECURE
 from console.keys import ConsoleKeys
 from console.sessions import SessionStore
 from tests.console.conftest import COUNTY_OFFICER, OTHER_OFFICER, Console, csrf_of, query_of
@@ -69,6 +69,21 @@ async def test_cookie_flags(make_console: Make) -> None:
         async with s.get(url, allow_redirects=False) as r:
             cookie = next(c for c in r.headers.getall("Set-Cookie") if c.startswith(COOKIE_PLAIN))
             assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/" in cookie
+    # production: the __Host- cookie, Secure
+    secure = await make_console(secure=True)
+    code = await secure.code_for(COUNTY_OFFICER)
+    async with await secure.client() as s:
+        async with s.get(secure.base + "/console/login/qr", allow_redirects=False) as r:
+            state = query_of(r.headers["Location"])["state"]
+            bound = next(c for c in r.headers.getall("Set-Cookie") if c.startswith("gbc_login"))
+            assert "Secure" in bound and "HttpOnly" in bound
+        s.cookie_jar.update_cookies({"gbc_login": state})  # as a browser over https would
+        url = secure.base + "/console/auth/callback?" + urlencode({"code": code, "state": state})
+        async with s.get(url, allow_redirects=False) as r:
+            assert r.status == 302, await r.text()
+            cookie = next(c for c in r.headers.getall("Set-Cookie") if "gbc=" in c)
+            assert cookie.startswith(COOKIE_SECURE + "=")
+            assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     # Secure off is only for loopback: another Host header is refused outright
     async with await console.client() as s, s.get(
             console.base + "/console/login/qr", headers={"Host": "console.example.cn"},

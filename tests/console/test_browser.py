@@ -110,7 +110,7 @@ async def test_county_officer_in_chromium(browser: Any, make_console: Make) -> N
     assert await page.evaluate("window.__same_page") == 1
     assert 0 <= delay_ms < 2000, delay_ms
     tree = await page.inner_text(".tree")
-    assert "交口县" in tree or "镇" in tree
+    assert "吕梁市" in tree and "交口县" in tree, "the roll-up from the city down"
     await shots.keep(page, "notice-desktop")
 
     # past the (shortened) deadline the late groups show up, live as well
