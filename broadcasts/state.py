@@ -45,6 +45,7 @@ end
 local from = {}
 for _, s in ipairs(spec.from) do from[s] = true end
 local out = {'ok', 0}
+local moved = false
 for i, item in ipairs(spec.items) do
   local raw = redis.call('HGET', pairs_key, item.c)
   local done = false
@@ -65,9 +66,14 @@ for i, item in ipairs(spec.items) do
       end
       redis.call('HSET', pairs_key, item.c, cjson.encode(rec))
       done = true
+      moved = true
     end
   end
   if done then out[i + 2] = '' else out[i + 2] = raw or '-' end
+end
+if moved and ARGV[2] then
+  -- live views (console/live.py) in any process learn that this notice moved
+  redis.call('PUBLISH', ARGV[2], spec.to .. ' ' .. ARGV[3])
 end
 local pending = 0
 local open = redis.call('HMGET', counts, 'planned', 'submitted', 'awaiting_owner', 'late')
@@ -181,10 +187,10 @@ class StateStore:
                         uset=unit.set or {}, uattempt=unit.attempt)
         k = self._keys
         keys = [k.pairs(notice), k.counts(notice), k.delivered(notice), k.units(notice)]
-        raw = await self._script(keys=keys, args=[json.dumps(spec, ensure_ascii=False)])
-        if raw[0] == "ok" and any(r == "" for r in raw[2:]):
-            # live views (console/live.py) in any process learn that this notice moved
-            await self._redis.publish(self._keys.live(notice), f"{to.value} {time.time():.3f}")
+        # ARGV 2 and 3: the channel the script publishes on when a pair moved (not a key:
+        # PUBLISH touches no slot), and the wall-clock time live views measure delay from
+        raw = await self._script(keys=keys, args=[json.dumps(spec, ensure_ascii=False),
+                                                  self._keys.live(notice), f"{time.time():.3f}"])
         if raw[0] == "nounit":
             return Outcome([], {}, unit_ok=False)
         if raw[0] == "unit":
