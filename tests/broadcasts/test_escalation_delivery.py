@@ -21,6 +21,8 @@ from bot.redis import free_port
 from bot.wecom.simulator import ConfirmClass, FaultConfig, OwnerProfile
 from broadcasts import outbox
 from broadcasts.models import PairState
+from broadcasts.progress import snapshot
+from broadcasts.report import final_text
 from tests.bot.test_serve import Bot
 from tests.broadcasts.conftest import COUNTY_OFFICER, Env
 from tests.broadcasts.test_engine import issue
@@ -141,3 +143,27 @@ def start_bot(environ: dict[str, str], log: Path, bots: list[Bot]) -> Bot:
     bot = Bot({**environ, "GRIDBOT_SERVER__PORT": str(port)}, port, log)
     bots.append(bot)
     return bot
+
+
+async def test_a_message_that_keeps_failing_is_named_in_the_final_report(
+    make_env: MakeEnv,
+) -> None:
+    env = await make_env(speed=50, env={"GRIDBOT_BROADCAST__RETRY_DELAYS": "[1.0, 2.0]"})
+    nid = await issue(env, NOTICE)
+    env.sim.set_faults(FaultConfig(rate=1.0, weights={"5xx": 1.0},
+                                   apis=frozenset({"message/send"})))
+    await outbox.post(env.rt, nid, "esc:officer:fj00007", "fj00007", ["【催办】测试"],
+                      "escalate_officer")
+    env.start_workers(1)
+
+    async def given_up() -> bool:
+        return bool(await outbox.failed(env.rt, nid))
+    await env.wait(given_up, 20, "the message to be given up")
+    env.sim.set_faults(FaultConfig())
+    [lost] = await outbox.failed(env.rt, nid)
+    assert len(lost.attempts) == 3 and all("HTTP 50" in a["result"] for a in lost.attempts)
+    snap = await snapshot(env.rt, nid)
+    assert snap is not None
+    _, lines = await final_text(env.rt, snap)
+    text = "\n".join(lines)
+    assert "以下消息多次发送失败" in text and "催办 → " in text and "（fj00007），3 次尝试" in text
