@@ -195,8 +195,9 @@ class OwnerOutlook:
     def basis(self) -> str:
         if not self.asked:
             return ""
-        return (f"（历史：共问过群主 {self.asked} 次，按时确认 {self.in_time} 次；"
-                f"{self.with_history} 位本次群主有个人记录）")
+        # never 「确认 <数字>」: that is the confirm command's shape
+        return (f"（历史：群主共被请求 {self.asked} 次，其中 {self.in_time} 次按时完成；"
+                f"本次群主中 {self.with_history} 位有个人记录）")
 
     def late_text(self) -> str:
         rows = [f"{owner}（以往 {ok}/{n} 次按时）：{'、'.join(groups[:3])}"
