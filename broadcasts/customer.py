@@ -50,18 +50,18 @@ async def create_task(rt: Runtime, job: Job, worker: str) -> Result:
     chats = await _sendable(rt, notice, unit, job)
     if chats is None or not await rate_gate(rt, job, rt.costs.api("add_msg_template")):
         return Result.DONE
-    claim = UnitChange(job.ref, ["planned"], "submitted", set={"w": worker, "st": rt.clock.now(),
-                                                               "chats": list(chats)})
-    claimed = await rt.state.transition(job.notice, [Item(c) for c in chats],
-                                        [PairState.PLANNED], PairState.SUBMITTED,
-                                        now=rt.clock.now(), worker=worker, unit=claim)
-    if not claimed.unit_ok:
-        return Result.DONE
+    claim = _UnitClaim(rt, job, worker, chats)
     try:
         result = await rt.wecom.add_msg_template(unit.owner, chats,
                                                  content.resident_text(notice, for_task=True),
-                                                 content.attachments(notice))
+                                                 content.attachments(notice), before_send=claim)
+    except _NotClaimedError:
+        return Result.DONE
     except (TransientError, RateLimitedError) as error:
+        if not claim.moved:  # nothing was written: the unit is still planned
+            delay = error.retry_after if isinstance(error, RateLimitedError) else 5.0
+            await rt.queue.defer([job], rt.clock.now() + delay)
+            return Result.DONE
         await _retry_unit(rt, job, unit, worker, error)
     except AmbiguousError as error:
         log.warning("? bcast=%s unit=%s answer lost, reconciling: %s", job.notice, job.ref, error)
@@ -69,11 +69,36 @@ async def create_task(rt: Runtime, job: Job, worker: str) -> Result:
                              rt.clock.now() + RECONCILE_GAP)
     except WeComAPIError as error:
         await _fail_unit(rt, job.notice, job.ref, chats, f"{error.errcode} {error.errmsg}",
-                         fence=worker)
+                         fence=worker if claim.moved else "", claimed=claim.moved)
     else:
         await task_created(rt, notice, unit, chats, result.msgid, set(result.fail_list),
                            rt.clock.now(), fence=worker)
     return Result.DONE
+
+
+class _NotClaimedError(Exception):
+    """Another worker claimed the unit first: this one must not create the task."""
+
+
+class _UnitClaim:
+    """planned → submitted, run by the client right before the request is written (not
+    before the token or a rate window is waited for), so a unit looks "in flight" only while
+    it really may be: a worker held up by a Redis outage cannot have its unit reconciled as
+    never created and then create it after all (issue 10: a group delivered twice)."""
+
+    def __init__(self, rt: Runtime, job: Job, worker: str, chats: list[str]) -> None:
+        self.rt, self.job, self.worker, self.chats, self.moved = rt, job, worker, chats, False
+
+    async def __call__(self) -> None:
+        now = self.rt.clock.now()
+        change = UnitChange(self.job.ref, ["planned"], "submitted",
+                            set={"w": self.worker, "st": now, "chats": list(self.chats)})
+        claimed = await self.rt.state.transition(self.job.notice, [Item(c) for c in self.chats],
+                                                 [PairState.PLANNED], PairState.SUBMITTED,
+                                                 now=now, worker=self.worker, unit=change)
+        if not claimed.unit_ok:
+            raise _NotClaimedError
+        self.moved = True
 
 
 async def _sendable(rt: Runtime, notice: Notice, unit: Unit, job: Job) -> list[str] | None:
@@ -151,10 +176,13 @@ async def _retry_unit(rt: Runtime, job: Job, unit: Unit, worker: str,
 
 
 async def _fail_unit(rt: Runtime, notice_id: int, unit: str, chats: list[str], detail: str,
-                     *, fence: str) -> None:
-    change = UnitChange(unit, ["submitted"], "failed", fence=fence)
+                     *, fence: str, claimed: bool = True) -> None:
+    """A refused task: its unit and pairs fail (from `submitted`, or from `planned` when the
+    refusal came before the claim, e.g. gettoken refused)."""
+    held = "submitted" if claimed else "planned"
+    change = UnitChange(unit, [held], "failed", fence=fence)
     await rt.state.transition(notice_id, [Item(c, detail) for c in chats],
-                              [PairState.SUBMITTED], PairState.FAILED, now=rt.clock.now(),
+                              [PairState(held)], PairState.FAILED, now=rt.clock.now(),
                               unit=change)
     await check_settled(rt, notice_id)
 

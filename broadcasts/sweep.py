@@ -6,8 +6,10 @@ interval (so a job waiting out a retry or a rate window is left alone) gets its 
 `send` for an appchat/webhook group, `task` for an owner task. Those jobs check the record
 first, so a pair in flight is left to its worker, a pair left `submitted` by a worker that
 is gone is reconciled (owner tasks: read back from WeCom) or marked `uncertain` (never
-resent), and a pair whose job vanished is sent. The deadline and final jobs are deferred
-again (ZADD of the same member: no duplicate), so a lost timer cannot leave a notice open.
+resent), and a pair whose job vanished is sent. The final horizon job is deferred again
+(ZADD of the same member: no duplicate), so a lost timer cannot leave a notice open. (The
+deadline job is not: run again after the deadline it would message owners again, and a
+message to an owner counts as a reminder.)
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ async def sweep(rt: Runtime, job: Job, worker: str) -> Result:
                     notice.id, len(sends), len(tasks))
         await rt.redis.hincrby(rt.keys.stats(), "swept", len(jobs))
         await rt.queue.enqueue(jobs)
-    await rt.queue.defer([Job("deadline", notice.id)], notice.deadline_at)
     await rt.queue.defer([Job("final", notice.id, "horizon")],
                          float(notice.extra["horizon_at"]))
     await rt.queue.defer([Job("sweep", notice.id)], now + c.sweep_interval_seconds)

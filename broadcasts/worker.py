@@ -25,6 +25,7 @@ from collections.abc import Awaitable, Callable
 from redis.exceptions import RedisError
 
 from bot.health import LoopHealth
+from bot.ratelog import RateLimitedLog
 from bot.wecom.errors import WeComError
 from broadcasts.deps import Runtime
 from broadcasts.engine import run_job
@@ -81,6 +82,7 @@ class Worker:
         self._closed = asyncio.Event()  # set once the in-flight jobs are drained
         self.processed = 0
         self._last_claim = 0.0
+        self._quiet = RateLimitedLog(log)
 
     def stop(self) -> None:
         self._stop.set()
@@ -198,14 +200,21 @@ class Worker:
         while not self._closed.is_set():
             try:
                 await step()
-            except Exception:
-                log.warning("%s failed", getattr(step, "__name__", step), exc_info=True)
+            except Exception as error:  # Redis away: once a minute, not every beat
+                name = getattr(step, "__name__", str(step))
+                self._quiet.log(logging.WARNING, f"{name}:{type(error).__name__}",
+                                "%s failed: %s", name, type(error).__name__,
+                                exc_info=not isinstance(error, RedisError))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._closed.wait(), seconds)
 
     async def _ack_now(self) -> None:
         ids, self._acks = self._acks, []
-        await self.rt.queue.ack(ids)
+        try:
+            await self.rt.queue.ack(ids)
+        except RedisError:
+            self._acks[:0] = ids  # acknowledged once Redis is back, not re-run
+            raise
 
     async def _beat(self) -> None:
         """Liveness key and the in-flight entries' idle times, kept fresh."""

@@ -126,8 +126,14 @@ def track_redis_servers() -> None:
     original = EmbeddedRedis.start
 
     def start(self: Any, *args: Any, **kwargs: Any) -> str:
+        import redis
+
         DATA_DIRS.add(Path(self.data_dir).resolve())
         url: str = original(self, *args, **kwargs)
+        # an AOF rewrite would otherwise start the file with an (LZF-compressed) RDB image,
+        # which no text scan can read: keep the whole file in commands
+        with redis.Redis.from_url(url, socket_timeout=5) as client:
+            client.config_set("aof-use-rdb-preamble", "no")
         return url
 
     EmbeddedRedis.start = start  # type: ignore[method-assign]

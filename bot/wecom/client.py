@@ -191,13 +191,16 @@ class WeComClient:
 
     # --- customer-group mass send (客户群群发) -----------------------------------------------
     async def add_msg_template(self, sender: str, chat_ids: Sequence[str], text: str,
-                               attachments: Sequence[Attachment] = ()) -> MsgTemplateResult:
-        """Create a group mass-send task the owner `sender` must confirm (not idempotent)."""
+                               attachments: Sequence[Attachment] = (), *,
+                               before_send: BeforeSend | None = None) -> MsgTemplateResult:
+        """Create a group mass-send task the owner `sender` must confirm (not idempotent);
+        `before_send` runs right before the request is written (the caller's claim)."""
         payload: Json = {"chat_type": "group", "sender": sender, "chat_id_list": list(chat_ids),
                          "allow_select": False, "text": {"content": text}}
         if attachments:
             payload["attachments"] = [a.to_wire() for a in attachments]
-        data = await self._call(Call("externalcontact/add_msg_template", payload=payload))
+        data = await self._call(Call("externalcontact/add_msg_template", payload=payload,
+                                     before_send=before_send))
         return MsgTemplateResult(str(data.get("msgid", "")),
                                  [str(x) for x in data.get("fail_list") or []])
 

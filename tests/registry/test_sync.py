@@ -18,6 +18,7 @@ from bot.settings import Settings
 from bot.wecom.client import WeComClient
 from bot.wecom.errors import TransientError
 from bot.wecom.simulator import FaultConfig, LatencyConfig, SimConfig, WeComSimulator
+from registry import moves
 from registry.city import City
 from registry.importer import Importer
 from registry.models import DeliveryKind
@@ -196,8 +197,10 @@ async def test_sync_applies_changes_made_without_events(
     w.sim.dismiss_group(gone.chat_id)
     result = await syncer(small_registry, w).run()
     assert result.changed == 2 and result.missing == (gone.chat_id,)
-    now = await small_registry.group(moved.chat_id)
-    assert now is not None and (now.name, now.node) == (target.name, target.node)
+    now = await small_registry.group(moved.chat_id)  # renamed, but a rename is a request:
+    assert now is not None and (now.name, now.node) == (target.name, moved.node)  # it stays
+    [held] = await moves.requests(small_registry)
+    assert (held.chat_id, held.current, held.to) == (moved.chat_id, moved.node, target.node)
     owner = await small_registry.group(transferred.chat_id)
     assert owner is not None and owner.owner == "wg99999"
     assert owner.member_count == transferred.member_count + 7
