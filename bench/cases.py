@@ -193,7 +193,7 @@ async def run(args: argparse.Namespace, url: str) -> None:
         real = time.perf_counter() - start_real
         created = next(made) - 1
         # let escalations due in the run's window fire, then stop
-        await asyncio.sleep(clock.real(settings.cases.respond_urgent_seconds * 2 + 30))
+        await asyncio.sleep(clock.real(settings.cases.respond_urgent_seconds + 30))
         for r in runners:
             r.stop()
         await asyncio.gather(*clock_tasks)

@@ -54,8 +54,11 @@ async def step_patrol_report(demo: Demo) -> None:
     shown = demo.sim.app_messages_to(GRID_WORKER.userid)
     if not any(f"【事件 {case} 答复】" in d.content for d in shown):
         demo.fail("网格员没有收到民警的答复")
-    else:
-        demo.say(f"  ✓ 网格员已收到 {case} 的答复")
+        return
+    demo.say(f"  ✓ 网格员已收到 {case} 的答复")
+    await demo.send(OFFICER, f"到场 {case}")
+    await demo.send(OFFICER, f"办结 {case} 杂物已清走，防火门已打开")
+    await demo.send(GRID_WORKER, "满意")
 
 
 async def step_resident_clue(demo: Demo) -> None:
@@ -88,6 +91,7 @@ async def step_resident_clue(demo: Demo) -> None:
         notice_text = next(d.content for d in demo.sim.app_messages_to(officer.userid)[before:]
                            if "线索" in d.content)
         demo.say("  ← 机器人通知发布通报的民警：" + notice_text.replace("\n", "\n      "))
+        await _until(demo, lambda: bool(demo.sim.kf_messages_to(resident)), "回复居民")
         for msg in demo.sim.kf_messages_to(resident):
             demo.say(f"  ← 机器人回复居民（微信客服）：{getattr(msg, 'content', msg)}")
         others = [d for d in demo.sim.records.deliveries if "菜市场" in d.content

@@ -9,11 +9,13 @@ Every message is taken once (SET NX on its msgid), whatever the intake delivers 
 
 from __future__ import annotations
 
+import logging
 import re
 
 from bot.events import KfMessage
 from bot.masking import scrub
 from bot.rtypes import smap
+from bot.wecom.errors import WeComAPIError, WeComError
 from broadcasts.keys import BroadcastKeys
 from broadcasts.models import NoticeLevel
 from broadcasts.notices import NoticeStore
@@ -22,6 +24,7 @@ from cases.deps import CasesDeps
 from cases.models import SATISFACTION, Channel, Entry
 from cases.service import BadInput, CaseService
 
+log = logging.getLogger(__name__)
 _NOTICE = re.compile(r"(?:协查|通报|线索)\D{0,6}?#?\s*(\d{1,7})|#\s*(\d{1,7})")
 _ASKS_ABOUT = ("协查", "通报", "线索", "嫌疑", "见过此人", "看到此人", "见过这个人")
 _PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
@@ -69,8 +72,12 @@ class ResidentDesk:
                 return
             await self.deps.redis.hset(self._key(event), mapping={"node": node.code})
             if event.welcome_code and self.deps.wecom is not None:
-                await self.deps.wecom.kf_send_on_event(event.welcome_code,
-                                                       WELCOME.format(name=node.name))
+                try:  # the code lives 20 s: a late intake simply has no welcome
+                    await self.deps.wecom.kf_send_on_event(event.welcome_code,
+                                                           WELCOME.format(name=node.name))
+                except WeComError as error:
+                    log.info("cases: no welcome for a resident (%s)", error.errcode
+                             if isinstance(error, WeComAPIError) else type(error).__name__)
         elif event.event_type == "msg_send_fail":
             await kfsend.send_failed(self.deps, event.fail_msgid, event.fail_type)
 

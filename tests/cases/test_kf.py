@@ -4,6 +4,7 @@ the bot pulls sync_msg and dispatches through handlers.ROUTERS, answers go back 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -179,7 +180,9 @@ async def _assist_notice(world: World, issuer: str) -> int:
     return number
 
 
-async def test_clue_reaches_only_the_issuing_officer(world: World) -> None:
+async def test_clue_reaches_only_the_issuing_officer(world: World,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     notice = await _assist_notice(world, "p2")  # issued by an officer outside the grid
     await world.sim.kf_resident_enter(await world.link(), "wmTip")
     await world.sim.kf_resident_says("wmTip", f"线索 #{notice} 我在菜市场见过他，电话13812345678")
@@ -196,7 +199,9 @@ async def test_clue_reaches_only_the_issuing_officer(world: World) -> None:
             await world.service().view(outsider, "E1")
     view = await world.service().view("p2", "E1")
     assert "wmTip" in view.reporter_label and "138****5678" in view.reporter_label
+    assert not [r for r in caplog.records if "wmTip" in r.getMessage()]  # not in any log
     audit = AuditLog(world.deps.redis, world.deps.keys.keys, REAL_TIME)
+    assert not [e for e in await audit.entries() if "wmTip" in e.detail + e.target]
     assert [e.actor for e in await audit.entries(action="cases.view_tipster")] == ["p2"]
     assert {e.actor for e in await audit.entries() if e.outcome == "refused"} >= {"p1", "s1",
                                                                                  "w1"}
@@ -253,3 +258,27 @@ async def test_cli_link_prints_a_link_whose_residents_reach_the_node(world: Worl
     await world.wait_case(1)
     case = await deps.store.get("E1")
     assert case is not None and case.node == G01
+
+
+async def test_grid_worker_report_with_photo_and_location_by_callbacks(world: World) -> None:
+    await world.sim.post_text("w1", "上报 3号楼消防通道堆满杂物")
+    await world.wait_case(1)
+    await world.sim.post_image("w1")
+    await world.sim.post_location("w1", 37.15, 111.78, label="东关街3号楼")
+
+    async def attached() -> bool:
+        case = await world.deps.store.get("E1")
+        return (case is not None and len(case.photos) == 1 and "东关街3号楼" in case.location
+                and any("已将位置附在事件 E1" in m for m in world.to("w1")))
+
+    await wait_until(attached, what="photo and location on E1")
+    replies = world.to("w1")
+    assert any("已上报，编号 E1" in m for m in replies)
+    assert any("已将照片（共 1 张）附在事件 E1" in m for m in replies)
+    assert any("已将位置附在事件 E1" in m for m in replies)
+    await world.sim.post_text("p1", "接单 E1")
+
+    async def told() -> bool:
+        return any("已由 民警甲（民警） 接单" in m for m in world.to("w1"))
+
+    await wait_until(told, what="the reporter told who took it")
