@@ -62,6 +62,11 @@ async def test_nobody_takes_it_township_then_county_once_with_three_runners(chat
     errors = [e for r in runners for e in r.lateness]
     assert len(errors) == 2  # two clocks fired, each by exactly one runner
     assert "接单" not in "".join(chat.messages_to("p2"))
+    # the supervisors' overdue view lists it; an officer elsewhere sees nothing
+    assert [c.id for c in await chat.service.overdue("s1")] == [number]
+    assert "【超时】" in await chat.send("s2", "超时事件") and number in await chat.send(
+        "s1", "我的事件")
+    assert await chat.service.overdue("p2") == []
     # the supervisor may now take it
     assert (await chat.service.accept("s1", number)).status is Status.ACCEPTED
 
