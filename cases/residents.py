@@ -15,6 +15,7 @@ import re
 from bot.events import KfMessage
 from bot.masking import scrub
 from bot.rtypes import smap
+from bot.rtypes import text as rtext
 from bot.wecom.errors import WeComAPIError, WeComError
 from broadcasts.keys import BroadcastKeys
 from broadcasts.models import NoticeLevel
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 _NOTICE = re.compile(r"(?:协查|通报|线索)\D{0,6}?#?\s*(\d{1,7})|#\s*(\d{1,7})")
 _ASKS_ABOUT = ("协查", "通报", "线索", "嫌疑", "见过此人", "看到此人", "见过这个人")
 _PHONE = re.compile(r"(?<!\d)1[3-9]\d{9}(?!\d)")
-SEEN_TTL = 4 * 86400
+SEEN_TTL = 4 * 86400  # simulated s: longer than sync_msg keeps a message (3 days)
+CLAIM_MS = 60_000  # real ms a handler may take before another may try the message
 WELCOME = ("您好，这里是{name}的社区警务服务。请直接发送您要反映的问题（可附照片、位置）；"
            "如有协查通报的线索，请写明通报编号，如「线索 #12 …」。您的身份信息将严格保密。")
 NO_NODE = "请通过您所在小区群里的「联系社区民警」链接进入，以便转给您所在网格的民警。"
@@ -38,6 +40,7 @@ class ResidentDesk:
     def __init__(self, deps: CasesDeps, *, source: str = "") -> None:
         self.deps = deps
         self.service = CaseService(deps, source=source)
+        self._seen = ""  # the claim key of the message being handled
 
     def _key(self, event: KfMessage) -> str:
         return self.deps.keys.resident(kfsend.resident_digest(self.deps, event.sender))
@@ -53,9 +56,22 @@ class ResidentDesk:
             return  # no field keys: residents' identities could not be sealed
         if event.origin != 3 and event.msgtype != "event":
             return  # a servicer's own message from the WeCom client
-        if not await self.deps.redis.set(self.deps.keys.kf_seen(event.msgid or event.dedupe_key),
-                                         "1", nx=True, px=self.deps.clock.real_ms(SEEN_TTL)):
+        seen = self.deps.keys.kf_seen(event.msgid or event.dedupe_key)
+        # claimed for a while, then marked done: a message delivered twice makes one change,
+        # and one whose handler died (claim expired) is handled again when re-delivered
+        if not await self.deps.redis.set(seen, "run", nx=True, px=CLAIM_MS):
             return
+        self._seen = seen
+        try:
+            await self._dispatch(event)
+        except BaseException:
+            # a case already made for this message stands (no second case on a retry)
+            if rtext(await self.deps.redis.get(seen)) == "run":
+                await self.deps.redis.delete(seen)
+            raise
+        await self.deps.redis.set(seen, "done", px=self.deps.clock.real_ms(SEEN_TTL))
+
+    async def _dispatch(self, event: KfMessage) -> None:
         if event.msgtype == "event":
             await self._event(event)
         elif event.msgtype == "text":
@@ -146,6 +162,8 @@ class ResidentDesk:
         except BadInput as error:
             await self._say(event, str(error))
             return ""
+        await self.deps.redis.set(self._seen, f"case:{case.id}",
+                                  px=self.deps.clock.real_ms(SEEN_TTL))
         await self.deps.redis.hset(self._key(event), mapping={
             "case": str(case.number), "case_at": repr(self.deps.now())})
         await self.deps.redis.hdel(self._key(event), "clue_text")
