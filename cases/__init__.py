@@ -35,4 +35,11 @@ the window [from, to) at a node (its subtree) or held by an officer (who accepte
 * median / p90 first response: seconds from receipt to first response, over responded cases.
 * 网格化解率 = disputes closed with settle level 网格 and outcome 调解成功 / disputes closed.
 A rate is None when its denominator is zero (shown as "—"), never 0 or 100 %.
+
+Benchmark (bench/cases.py, 2026-12-04, real time `--speed 1`, synthetic 吕梁市: 9,331 nodes,
+4,398 grid workers, 2,593 police; 60 % worker reports, 40 % residents via 微信客服; shared
+2-core machine at load average 8–12): 10,000 cases in 10.0 min = 997 cases/min sustained;
+message → officer's 1:1 notice p50 55 ms, p99 2.7 s; 3,009 clocks fired, error against due
+time median 0.11 s, p99 3.1 s, max 7.1 s (goal 5 s; the max is over it under that load);
+794 escalation notices; peak RSS 170 MB (bot, simulator and city in one process).
 """
