@@ -238,8 +238,8 @@ class JobQueue:
         for i, stream in enumerate(self._streams):
             pipe.xpending(stream, GROUP)
             pipe.zcard(self._keys.due(i))
-        replies: list[Any] = await pipe.execute()
-        return sum(int(r["pending"]) if isinstance(r, dict) else int(r) for r in replies)
+        replies: list[Any] = await pipe.execute()  # XPENDING summary, ZCARD, per shard
+        return sum(int(info["pending"]) for info in replies[0::2]) + sum(map(int, replies[1::2]))
 
 
 def _raise_any(results: list[Any]) -> list[Any]:
