@@ -2,7 +2,8 @@
 
 Every `broadcast.sweep_interval_seconds` of a sending notice, a pair still `planned` or
 `submitted` that nothing has touched for longer than the longest retry delay plus one poll
-interval (so a job waiting out a retry or a rate window is left alone) gets its job again:
+interval, and whose job is not waiting in the due set (a retry, a rate window, a follow-up
+gated on its original), gets its job again:
 `send` for an appchat/webhook group, `task` for an owner task. Those jobs check the record
 first, so a pair in flight is left to its worker, a pair left `submitted` by a worker that
 is gone is reconciled (owner tasks: read back from WeCom) or marked `uncertain` (never
@@ -17,7 +18,7 @@ from __future__ import annotations
 from broadcasts.deps import Runtime
 from broadcasts.jobs_common import Result, log
 from broadcasts.models import NoticeStatus, PairState
-from broadcasts.queue import Job
+from broadcasts.queue import Job, shard_of
 
 OPEN = (PairState.PLANNED, PairState.SUBMITTED)
 
@@ -39,6 +40,7 @@ async def sweep(rt: Runtime, job: Job, worker: str) -> Result:
                 sends.add(chat)
     jobs = [Job("send", notice.id, c) for c in sorted(sends)]
     jobs += [Job("task", notice.id, u) for u in sorted(tasks)]
+    jobs = [job for job in jobs if not await _waiting(rt, job)]
     if jobs:
         log.warning("! bcast=%s sweep: %d stale groups, %d owner tasks queued again",
                     notice.id, len(sends), len(tasks))
@@ -48,3 +50,9 @@ async def sweep(rt: Runtime, job: Job, worker: str) -> Result:
                          float(notice.extra["horizon_at"]))
     await rt.queue.defer([Job("sweep", notice.id)], now + c.sweep_interval_seconds)
     return Result.DONE
+
+
+async def _waiting(rt: Runtime, job: Job) -> bool:
+    """The job is deferred (a retry, a rate window, a follow-up waiting for its original):
+    it has not vanished, leave it to its time."""
+    return await rt.redis.zscore(rt.keys.due(shard_of(job)), job.to_json()) is not None
