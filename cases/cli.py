@@ -23,7 +23,7 @@ from typing import Any
 import aiohttp
 import segno
 
-from bot.audit import AuditLog
+from bot.audit import CONSOLE_SOURCE, AuditLog
 from bot.clock import make_clock
 from bot.keys import Keys
 from bot.redis import connect, redis_url_for
@@ -58,7 +58,9 @@ def register(subparsers: Any) -> None:
         p = sub.add_parser(name, help=help_)
         for arg in extra:
             p.add_argument(arg, nargs="+" if arg == "text" else None)
-        p.add_argument("--as", dest="actor", required=True, help="操作人的企业微信 userid")
+        p.add_argument("--as", dest="actor", required=True,
+                       help="操作人的企业微信 userid；不做身份验证，"
+                            "审计记为服务器控制台操作 cli:console")
         p.set_defaults(func=_command(_act, wecom=True))
     p = sub.add_parser("link", help="生成节点的微信客服链接和二维码")
     p.add_argument("node", help="节点编码（网格或村社区）")
@@ -100,7 +102,7 @@ async def _with_deps(url: str, settings: Settings, args: argparse.Namespace, wor
 
 
 async def _act(deps: CasesDeps, args: argparse.Namespace) -> int:
-    svc = CaseService(deps, source="cli")
+    svc = CaseService(deps, source=CONSOLE_SOURCE)
     text = " ".join(getattr(args, "text", None) or [])
     command, actor = args.cases_command, args.actor
     try:

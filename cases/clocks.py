@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from bot.health import LoopHealth
 from bot.rtypes import slist
 from cases.deps import CasesDeps
 
@@ -93,6 +94,8 @@ class ClockRunner:
     lateness: list[float] = field(default_factory=list)  # simulated s after due (benchmarks)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
+    health: LoopHealth | None = None  # part of /healthz inside gridbot serve
+
     def stop(self) -> None:
         self._stop.set()
 
@@ -114,15 +117,22 @@ class ClockRunner:
         await done(self.deps, clock)
 
     async def run(self) -> None:
-        backoff = 0.5
+        health = self.health or LoopHealth("case-clocks", float("inf"))
+        health.started()
+        try:
+            await self._loop(health)
+        finally:
+            health.stopped()
+
+    async def _loop(self, health: LoopHealth) -> None:
         while not self._stop.is_set():
             try:
                 await self.run_once()
-                backoff = 0.5
+                health.ok()
                 delay = self.deps.config.clock_poll_seconds
             except RedisError as error:
+                delay = health.failing(error)  # raises LoopGaveUpError past give_up_seconds
                 log.warning("! cases clocks: Redis unavailable (%s); retrying in %.1f s",
-                            type(error).__name__, backoff)
-                delay, backoff = backoff, min(backoff * 2, 30.0)
+                            type(error).__name__, delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=delay)

@@ -1,5 +1,6 @@
 """Running the case clocks inside `gridbot serve` (any number of processes may: each clock
-fires once). Added by the composition root as an extra cleanup context."""
+fires once). Added by the composition root as an extra cleanup context; the clocks' loop is
+part of /healthz, and one that gives up ends `gridbot serve` non-zero, as the worker does."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ def deps_from_app(app: web.Application) -> CasesDeps:
 
 
 async def clocks_ctx(app: web.Application) -> AsyncIterator[None]:
-    runner = ClockRunner(deps_from_app(app), escalate.fire)
+    runner = ClockRunner(deps_from_app(app), escalate.fire,
+                         health=app[appkeys.health].loop("case-clocks"))
     task = asyncio.create_task(runner.run(), name="case-clocks")
     yield
     runner.stop()

@@ -21,6 +21,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
+from bot.health import LoopHealth
+
 log = logging.getLogger("gridbot.console.live")
 DEBOUNCE = 0.25  # real seconds: deliveries come in bursts; one render and push per burst
 Render = Callable[[int], Awaitable[dict[str, Any] | None]]
@@ -35,8 +37,10 @@ class _Feed:
 
 class LiveHub:
     def __init__(self, redis: aioredis.Redis, pattern: str, render: Render,
-                 shrink: Callable[[dict[str, Any]], dict[str, Any]] = dict) -> None:
+                 shrink: Callable[[dict[str, Any]], dict[str, Any]] = dict,
+                 health: LoopHealth | None = None) -> None:
         self._redis = redis
+        self._health = health or LoopHealth("console-live", float("inf"))
         self._pattern = pattern  # e.g. gridbot:bc:live:*
         self._prefix = pattern.rstrip("*")
         self._render = render
@@ -73,20 +77,26 @@ class LiveHub:
             del self._feeds[notice_id]
 
     async def _listen(self) -> None:
-        backoff = 0.2
-        while True:
-            try:
-                async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
-                    await pubsub.psubscribe(self._pattern)
-                    self.ready.set()
-                    backoff = 0.2
-                    async for message in pubsub.listen():
-                        self._changed(message)
-            except (RedisError, OSError) as error:
-                self.ready.clear()
-                log.warning("实时进度订阅中断（%s），%.1f 秒后重连", type(error).__name__, backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+        self._health.started()
+        try:
+            while True:
+                await self._subscribe()
+        finally:
+            self._health.stopped()
+
+    async def _subscribe(self) -> None:
+        try:
+            async with self._redis.pubsub(ignore_subscribe_messages=True) as pubsub:
+                await pubsub.psubscribe(self._pattern)
+                self.ready.set()
+                self._health.ok()
+                async for message in pubsub.listen():
+                    self._changed(message)
+        except (RedisError, OSError) as error:
+            self.ready.clear()
+            wait = self._health.failing(error)  # raises LoopGaveUpError past give_up_seconds
+            log.warning("实时进度订阅中断（%s），%.1f 秒后重连", type(error).__name__, wait)
+            await asyncio.sleep(wait)
 
     def _changed(self, message: dict[str, Any]) -> None:
         channel = str(message.get("channel", ""))

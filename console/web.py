@@ -51,7 +51,8 @@ async def console_ctx(app: web.Application) -> AsyncIterator[None]:
 
     cache = notices.RenderCache(render)
     app[notices.cache_key] = cache
-    hub = LiveHub(app[appkeys.redis], pattern, cache.refresh, notices.live_part)
+    hub = LiveHub(app[appkeys.redis], pattern, cache.refresh, notices.live_part,
+                  health=app[appkeys.health].loop("console-live"))
     app[notices.hub_key] = hub
     hub.start()
     yield

@@ -42,4 +42,4 @@ async def test_cli_assess_show_and_refusal(chat: Chat, redis_url: str, tmp_path:
     refused = await asyncio.to_thread(gridbot, redis_url, "close", number, "完成", "--as", "p2")
     assert refused.returncode == 3 and "拒绝" in refused.stdout
     entries = await AuditLog(chat.ctx.redis, chat.ctx.keys, chat.ctx.clock).entries(actor="p2")
-    assert entries and entries[0].outcome == "refused" and entries[0].source == "cli"
+    assert entries and entries[0].outcome == "refused" and entries[0].source == "cli:console"
