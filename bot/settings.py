@@ -88,6 +88,10 @@ class RedisSettings(BaseModel):
     # a long-running loop that cannot reach Redis for this long (real seconds) ends the
     # process with a non-zero exit, for its supervisor to restart it
     give_up_seconds: float = Field(300.0, gt=0)
+    # replicas that must have a broadcast's "submitted" record before the send (Redis WAIT);
+    # unset: 1 on a cluster slot that has a replica, 0 (no WAIT, no extra cost) otherwise
+    wait_replicas: int | None = Field(None, ge=0, le=5)
+    wait_timeout_ms: int = Field(1000, gt=0, le=60000)  # no ack by then: the send is held
 
     @model_validator(mode="after")
     def _cluster_url(self) -> RedisSettings:

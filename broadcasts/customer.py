@@ -30,7 +30,7 @@ from broadcasts.jobs_common import (
 )
 from broadcasts.models import Notice, PairState
 from broadcasts.queue import Job
-from broadcasts.state import Item, Unit, UnitChange
+from broadcasts.state import Item, NotReplicatedError, Unit, UnitChange
 from broadcasts.tracking import AWAITING, next_poll, send_results, tell_owner
 
 RECONCILE_LOOKS = 2
@@ -56,6 +56,10 @@ async def create_task(rt: Runtime, job: Job, worker: str) -> Result:
                                                  content.resident_text(notice, for_task=True),
                                                  content.attachments(notice), before_send=claim)
     except _NotClaimedError:
+        return Result.DONE
+    except NotReplicatedError:
+        log.warning("↻ bcast=%s unit=%s claim not on a replica yet: held", job.notice, job.ref)
+        await rt.queue.defer([job], rt.clock.now() + (retry_delay(rt, 1) or 5.0))
         return Result.DONE
     except (TransientError, RateLimitedError) as error:
         if not claim.moved:  # nothing was written: the unit is still planned
@@ -93,11 +97,17 @@ class _UnitClaim:
         now = self.rt.clock.now()
         change = UnitChange(self.job.ref, ["planned"], "submitted",
                             set={"w": self.worker, "st": now, "chats": list(self.chats)})
-        claimed = await self.rt.state.transition(self.job.notice, [Item(c) for c in self.chats],
-                                                 [PairState.PLANNED], PairState.SUBMITTED,
-                                                 now=now, worker=self.worker, unit=change)
+        state, items = self.rt.state, [Item(c) for c in self.chats]
+        claimed = await state.transition(self.job.notice, items, [PairState.PLANNED],
+                                         PairState.SUBMITTED, now=now, worker=self.worker,
+                                         unit=change, durable=True)
         if not claimed.unit_ok:
             raise _NotClaimedError
+        if not claimed.replicated:  # a failover now could lose the claim: take it back
+            back = UnitChange(self.job.ref, ["submitted"], "planned", fence=self.worker)
+            await state.transition(self.job.notice, items, [PairState.SUBMITTED],
+                                   PairState.PLANNED, now=now, unit=back)
+            raise NotReplicatedError
         self.moved = True
 
 

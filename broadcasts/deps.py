@@ -52,7 +52,9 @@ class Runtime:
         return cls(
             settings=settings, redis=redis, keys=bkeys, clock=clock, wecom=wecom,
             registry=registry, audit=audit, notices=NoticeStore(redis, bkeys, clock),
-            state=StateStore(redis, bkeys), plans=PlanStore(redis, bkeys),
+            state=StateStore(redis, bkeys, wait_replicas=settings.redis.wait_replicas,
+                             wait_timeout_ms=settings.redis.wait_timeout_ms),
+            plans=PlanStore(redis, bkeys),
             queue=JobQueue(redis, bkeys, clock),
             limiter=RateLimiter(redis, bkeys, clock, guard=limiter_guard(clock)),
             costs=Costs(settings.broadcast), quota=QuotaBook(redis, bkeys, clock),

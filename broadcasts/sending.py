@@ -20,7 +20,7 @@ from broadcasts.jobs_common import (
 )
 from broadcasts.models import Notice, PairRecord, PairState, PlannedGroup
 from broadcasts.queue import Job
-from broadcasts.state import Item
+from broadcasts.state import Item, NotReplicatedError
 from registry.models import DeliveryKind
 
 DIED_IN_FLIGHT = "发送时工作进程中断，无法确认是否送达（系统不会重发，请人工核实）"
@@ -57,11 +57,17 @@ class _Claim:
         self.rt, self.job, self.worker, self.moved = rt, job, worker, False
 
     async def __call__(self) -> None:
-        claimed = await self.rt.state.transition(
+        state = self.rt.state
+        claimed = await state.transition(
             self.job.notice, [Item(self.job.ref)], [PairState.PLANNED], PairState.SUBMITTED,
-            now=self.rt.clock.now(), worker=self.worker)
+            now=self.rt.clock.now(), worker=self.worker, durable=True)
         if not claimed.moved:
             raise _NotClaimedError
+        if not claimed.replicated:  # a failover now could lose the claim: take it back
+            await state.transition(self.job.notice, [Item(self.job.ref)],
+                                   [PairState.SUBMITTED], PairState.PLANNED,
+                                   now=self.rt.clock.now(), fence=self.worker)
+            raise NotReplicatedError
         self.moved = True
 
 
@@ -76,6 +82,10 @@ async def _send_and_settle(rt: Runtime, notice: Notice, group: PlannedGroup,
             await rt.wecom.appchat_send(group.chat_id, text, markdown=markdown,
                                         before_send=claim)
     except _NotClaimedError:
+        return
+    except NotReplicatedError:
+        log.warning("↻ bcast=%s chat=%s claim not on a replica yet: held", job.notice, job.ref)
+        await rt.queue.defer([job], rt.clock.now() + (retry_delay(rt, 1) or 5.0))
         return
     except (TransientError, RateLimitedError) as error:
         if not claim.moved:  # failed before anything was written: the pair is still planned

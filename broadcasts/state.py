@@ -9,6 +9,11 @@ worker does not know whether WeCom got the request: it reconciles (customer task
 the pair `uncertain` (appchat, webhook), never resends.
 
 Counts per state are kept in the same script, so progress never scans all pairs.
+
+A claim (`durable=True`) is not acted on until a replica has it too (bot.replicas: the
+script and WAIT over one connection to the key's primary): a primary killed right after the
+claim could otherwise be replaced by a replica without it, and the group be sent again.
+`Outcome.replicated` False: no replica acknowledged in time; the caller must not send.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from bot.replicas import eval_replicated, replicas_for
 from bot.rtypes import olist, opt, smap
 from broadcasts.keys import BroadcastKeys
 from broadcasts.models import PairRecord, PairState
@@ -124,6 +130,7 @@ class Outcome:
     unit_ok: bool = True
     unit_now: dict[str, Any] | None = None
     pending: int = -1  # pairs of the notice still pending afterwards (-1: not known)
+    replicated: bool = True  # False: a durable write no replica acknowledged in time
 
     @property
     def ok(self) -> bool:
@@ -164,18 +171,27 @@ def unit_json(owner: str, chats: Sequence[str]) -> str:
 _STATES = frozenset(s.value for s in PairState)
 
 
+class NotReplicatedError(Exception):
+    """A claim no replica acknowledged in time: it was taken back, nothing may be sent now."""
+
+
 class StateStore:
     """Reads and changes pair and unit records of notices."""
 
-    def __init__(self, redis: aioredis.Redis, keys: BroadcastKeys) -> None:
+    def __init__(self, redis: aioredis.Redis, keys: BroadcastKeys, *,
+                 wait_replicas: int | None = None, wait_timeout_ms: int = 1000) -> None:
         self._redis = redis
         self._keys = keys
         self._script = redis.register_script(_TRANSITION)
+        self._wait_replicas, self._wait_timeout_ms = wait_replicas, wait_timeout_ms
 
     async def transition(self, notice: int, items: Iterable[Item], from_: Collection[PairState],
                          to: PairState, *, now: float, fence: str = "", worker: str = "",
-                         attempt: bool = False, unit: UnitChange | None = None) -> Outcome:
-        """Move each item whose state is in `from_` (held by `fence`, if given) to `to`."""
+                         attempt: bool = False, unit: UnitChange | None = None,
+                         durable: bool = False) -> Outcome:
+        """Move each item whose state is in `from_` (held by `fence`, if given) to `to`.
+
+        `durable`: also wait until a replica has the change (see the module docstring)."""
         items = list(items)
         spec: dict[str, Any] = {
             "now": now, "from": [s.value for s in from_] or ["-"], "to": to.value,
@@ -189,8 +205,16 @@ class StateStore:
         keys = [k.pairs(notice), k.counts(notice), k.delivered(notice), k.units(notice)]
         # ARGV 2 and 3: the channel the script publishes on when a pair moved (not a key:
         # PUBLISH touches no slot), and the wall-clock time live views measure delay from
-        raw = await self._script(keys=keys, args=[json.dumps(spec, ensure_ascii=False),
-                                                  self._keys.live(notice), f"{time.time():.3f}"])
+        args = [json.dumps(spec, ensure_ascii=False), self._keys.live(notice),
+                f"{time.time():.3f}"]
+        need = replicas_for(self._redis, keys[0], self._wait_replicas) if durable else 0
+        acks = 0
+        if need:
+            raw, acks = await eval_replicated(self._redis, _TRANSITION, self._script.sha, keys,
+                                              args, replicas=need,
+                                              timeout_ms=self._wait_timeout_ms)
+        else:  # no replica to wait for: the one round trip as ever
+            raw = await self._script(keys=keys, args=args)
         if raw[0] == "nounit":
             return Outcome([], {}, unit_ok=False)
         if raw[0] == "unit":
@@ -202,7 +226,7 @@ class StateStore:
                 moved.append(item.chat)
             else:
                 kept[item.chat] = None if result == "-" else PairRecord.from_json(result)
-        return Outcome(moved, kept, pending=int(raw[1]))
+        return Outcome(moved, kept, pending=int(raw[1]), replicated=acks >= need)
 
     async def pair(self, notice: int, chat: str) -> PairRecord | None:
         raw = opt(await self._redis.hget(self._keys.pairs(notice), chat))
