@@ -16,6 +16,7 @@ to the officer (failed / uncertain / late), or lost (neither delivered nor repor
 Prints a row per trial and the totals.
 
     .venv/bin/python bench/chaos.py [--trials 100] [--engine cluster|single] [--groups 100]
+                                    [--victim worker|serve|primary] [--window 4.0]
 """
 
 from __future__ import annotations
@@ -212,6 +213,7 @@ async def alive(rt: Runtime, port: int) -> bool:
 async def run_trial(number: int, engine: Engine, city: City, args: argparse.Namespace) -> Trial:
     rng = random.Random(args.seed * 100_003 + number)
     victims = ["worker", "serve"] + (["primary"] if engine.kind == "cluster" else [])
+    victims = [args.victim] if args.victim else victims
     trial = Trial(number, rng.choice(victims), kill_at=rng.uniform(0.0, args.window))
     started = time.monotonic()
     redis = connect(engine.url)
@@ -358,6 +360,8 @@ def parse_args() -> argparse.Namespace:
                         help="the kill falls uniformly within this many real seconds")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--victim", choices=("worker", "serve", "primary"), default=None,
+                        help="kill only this kind (default: a random kind per trial)")
     return parser.parse_args()
 
 
