@@ -27,15 +27,16 @@ from redis.exceptions import MovedError, NoScriptError, SlotNotCoveredError
 Arg = str | bytes | int | float
 
 
-def replicas_for(redis: aioredis.Redis | aiocluster.RedisCluster, key: str,
-                 setting: int | None) -> int:
+async def replicas_for(redis: aioredis.Redis | aiocluster.RedisCluster, key: str,
+                       setting: int | None) -> int:
     """How many replicas must acknowledge a write of `key` (0: do not wait).
 
     `setting` None is automatic: 1 on a cluster whose slot of `key` has a replica (read from
-    the client's slot map, no round trip), 0 on a single Redis."""
+    the client's slot map, no round trip once the client has it), 0 on a single Redis."""
     if setting is not None:
         return setting
     if isinstance(redis, aiocluster.RedisCluster):
+        await redis.initialize()  # a fresh client has no slot map yet: it would read as 0
         served = redis.nodes_manager.slots_cache.get(redis.keyslot(key)) or []
         return 1 if len(served) > 1 else 0
     return 0

@@ -207,7 +207,7 @@ class StateStore:
         # PUBLISH touches no slot), and the wall-clock time live views measure delay from
         args = [json.dumps(spec, ensure_ascii=False), self._keys.live(notice),
                 f"{time.time():.3f}"]
-        need = replicas_for(self._redis, keys[0], self._wait_replicas) if durable else 0
+        need = await replicas_for(self._redis, keys[0], self._wait_replicas) if durable else 0
         acks = 0
         if need:
             raw, acks = await eval_replicated(self._redis, _TRANSITION, self._script.sha, keys,

@@ -64,7 +64,7 @@ async def test_write_and_wait_on_the_keys_primary(cluster: EmbeddedCluster,
                                                    crc: aioredis.Redis) -> None:
     for key in ("{bc:1}:pairs", "{bc:2}:pairs", "{bc:7}:pairs"):  # spread over primaries
         node = crc.get_node_from_key(key)  # type: ignore[attr-defined]
-        assert replicas_for(crc, key, None) == 1
+        assert await replicas_for(crc, key, None) == 1
         sha = await crc.script_load(_SET)
         reply, acks = await eval_replicated(crc, _SET, sha, [key], ["chat", "submitted"],
                                             replicas=1, timeout_ms=2000)
@@ -95,3 +95,13 @@ async def test_wait_answers_zero_while_the_replica_is_stopped(cluster: EmbeddedC
     again = await store.transition(notice, [Item(chat)], [PairState.PLANNED],
                                    PairState.SUBMITTED, now=3.0, worker="w1", durable=True)
     assert again.moved == [chat] and again.replicated
+
+
+async def test_a_fresh_client_waits_from_its_first_write(cluster: EmbeddedCluster) -> None:
+    """A client that has sent nothing yet has no slot map: it must not read that as "no
+    replicas" and skip the WAIT of its very first claim."""
+    client = connect(cluster.url)
+    try:
+        assert await replicas_for(client, "{bc:3}:pairs", None) == 1
+    finally:
+        await client.aclose()

@@ -58,8 +58,8 @@ async def test_without_replicas_nothing_waits(make_env: MakeEnv) -> None:
     env = await make_env()
     nid = await released(env)
     chat = first(env, DeliveryKind.APPCHAT)
-    assert replicas_for(env.redis, env.rt.keys.pairs(nid), None) == 0
-    assert replicas_for(env.redis, env.rt.keys.pairs(nid), 2) == 2
+    assert await replicas_for(env.redis, env.rt.keys.pairs(nid), None) == 0
+    assert await replicas_for(env.redis, env.rt.keys.pairs(nid), 2) == 2
     done = await env.rt.state.transition(nid, [Item(chat)], [PairState.PLANNED],
                                          PairState.SUBMITTED, now=env.clock.now(),
                                          worker="w1", durable=True)
