@@ -199,7 +199,7 @@ async def _fail_unit(rt: Runtime, notice_id: int, unit: str, chats: list[str], d
 
 async def _submitted(rt: Runtime, job: Job, unit: Unit, worker: str) -> Result:
     """The unit is being created by `unit.worker`: leave it, or reconcile if it died."""
-    if unit.worker == worker and held_here(worker, job):
+    if unit.worker == worker and held_here(rt, worker, job):
         return Result.DONE
     if unit.worker != worker and await worker_alive(rt, unit.worker):
         return Result.LEAVE

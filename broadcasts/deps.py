@@ -27,7 +27,9 @@ from registry.store import Registry
 @dataclass
 class Runtime:
     """Everything job handlers and commands need; cheap to build, holds no broadcast state
-    (only a cache of notices, whose sent content never changes)."""
+    (only a cache of notices, whose sent content never changes, and the count of the jobs its
+    workers run now: per Runtime, not per process, because notice ids and default worker
+    names repeat across the Redis servers one process may talk to, tests included)."""
 
     settings: Settings
     redis: aioredis.Redis
@@ -44,6 +46,7 @@ class Runtime:
     costs: Costs
     quota: QuotaBook
     _content: dict[int, Notice] = field(default_factory=dict)
+    running_jobs: dict[tuple[str, int, str], int] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, redis: aioredis.Redis, keys: Keys, clock: Clock,

@@ -40,26 +40,22 @@ def retry_delay(rt: Runtime, failures: int) -> float | None:
     return delays[failures - 1] if 0 < failures <= len(delays) else None
 
 
-# (worker, notice, ref) of the jobs this process is running now. A record held by this very
-# worker is only "being sent right now" if one of them is it: after a Redis outage cost a job
-# its settle, the record still names this worker although nothing is in flight any more.
-_RUNNING: dict[tuple[str, int, str], int] = {}
-
-
-def running(worker: str, job: Job, delta: int) -> None:
-    """Count a job of `worker` in (+1) or out (-1) of this process's running set."""
+def running(rt: Runtime, worker: str, job: Job, delta: int) -> None:
+    """Count a job of `worker` in (+1) or out (-1) of the jobs this Runtime is running now."""
     key = (worker, job.notice, job.ref)
-    count = _RUNNING.get(key, 0) + delta
+    count = rt.running_jobs.get(key, 0) + delta
     if count > 0:
-        _RUNNING[key] = count
+        rt.running_jobs[key] = count
     else:
-        _RUNNING.pop(key, None)
+        rt.running_jobs.pop(key, None)
 
 
-def held_here(worker: str, job: Job) -> bool:
-    """Whether another job of `worker` on the same pair/unit runs in this process (the
-    caller, itself counted in, is not enough)."""
-    return _RUNNING.get((worker, job.notice, job.ref), 0) > 1
+def held_here(rt: Runtime, worker: str, job: Job) -> bool:
+    """Whether another job of `worker` on the same pair/unit runs here (the caller, itself
+    counted in, is not enough). A record held by this very worker is only "being sent right
+    now" if one of them is it: after a Redis outage cost a job its settle, the record still
+    names this worker although nothing is in flight any more."""
+    return rt.running_jobs.get((worker, job.notice, job.ref), 0) > 1
 
 
 async def worker_alive(rt: Runtime, worker: str) -> bool:

@@ -145,7 +145,7 @@ async def _settle(rt: Runtime, job: Job, worker: str, to: PairState, detail: str
 
 async def take_over(rt: Runtime, job: Job, record: PairRecord, worker: str) -> Result:
     """A pair left `submitted`: its worker is alive (leave it) or died mid-send (uncertain)."""
-    if record.worker == worker and held_here(worker, job):
+    if record.worker == worker and held_here(rt, worker, job):
         return Result.DONE  # another entry of this worker is sending it right now
     if record.worker != worker and await worker_alive(rt, record.worker):
         return Result.LEAVE

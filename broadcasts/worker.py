@@ -179,7 +179,7 @@ class Worker:
         return taken
 
     async def _process(self, entry: Entry) -> None:
-        running(self.name, entry.job, +1)
+        running(self.rt, self.name, entry.job, +1)
         try:
             result = await run_job(self.rt, entry.job, self.name)
         except Exception:
@@ -192,7 +192,7 @@ class Worker:
                 self._acks.append(entry.id)  # acknowledged in batches; a redelivery is harmless
             self.processed += 1
         finally:
-            running(self.name, entry.job, -1)
+            running(self.rt, self.name, entry.job, -1)
             self._inflight.pop(entry.id, None)
 
     async def _every(self, seconds: float, step: Callable[[], Awaitable[None]]) -> None:

@@ -248,22 +248,24 @@ class Plan:
     groups: dict[str, PlannedGroup]
     names: dict[str, str]
     at: float
+    rt: Runtime  # held, so that its id cannot be reused by another Runtime while cached
 
 
-_plans: dict[int, Plan] = {}
+# keyed by the Runtime too: notice ids repeat across the Redis servers one process may serve
+_plans: dict[tuple[int, int], Plan] = {}
 PLAN_SECONDS = 300.0
 
 
 async def _plan(rt: Runtime, registry: Registry, nid: int) -> Plan:
     now = time.monotonic()
-    plan = _plans.get(nid)
+    plan = _plans.get((id(rt), nid))
     if plan is None or now - plan.at > PLAN_SECONDS:
         groups = await rt.plans.groups(nid)
         codes = {c for g in groups.values() for c in g.path}
-        plan = Plan(groups, await rollup.node_names(registry, codes), now)
+        plan = Plan(groups, await rollup.node_names(registry, codes), now, rt)
         for old in [k for k, p in _plans.items() if now - p.at > PLAN_SECONDS]:
             del _plans[old]
-        _plans[nid] = plan
+        _plans[(id(rt), nid)] = plan
     return plan
 
 
@@ -274,7 +276,7 @@ async def render(rt: Runtime, registry: Registry, nid: int) -> dict[str, Any] | 
     if notice is None:
         return None
     plan = await _plan(rt, registry, nid) if notice.started_at else \
-        Plan(await rt.plans.groups(nid), {}, 0.0)
+        Plan(await rt.plans.groups(nid), {}, 0.0, rt)
     pairs = await rt.state.pairs(nid)
     acks = int(await rt.redis.hlen(rt.keys.acks(nid)))
     snap = Snapshot(notice, rt.clock.now(), plan.groups, pairs, acks)
