@@ -157,7 +157,8 @@ async def task_created(rt: Runtime, notice: Notice, unit: Unit, chats: list[str]
     await rt.notices.step_done(notice.id, "task", rt.clock.now())
     interval = float(notice.extra.get("poll_interval", rt.config.poll_interval_seconds))
     await rt.queue.defer([Job("poll", notice.id, unit.name)],  # the last before the deadline
-                         next_poll(created_at, interval, notice.deadline_at))
+                         next_poll(created_at, interval, notice.deadline_at,
+                                   float(notice.extra.get("horizon_at", "inf"))))
     await rt.queue.defer([Job("remind", notice.id, unit.name)],
                          created_at + rt.config.remind_after_seconds)
     if refused:

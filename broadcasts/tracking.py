@@ -90,21 +90,23 @@ async def poll(rt: Runtime, job: Job, worker: str) -> Result:
     unit = await rt.state.unit(job.notice, job.ref)
     if notice is None or unit is None or unit.state != AWAITING:
         return Result.DONE
-    if rt.clock.now() > float(notice.extra.get("horizon_at", "inf")):
+    if rt.clock.now() > _horizon(notice):
         return Result.DONE
     if not await rate_gate(rt, job, rt.costs.api("get_groupmsg_task")):
         return Result.DONE
+    regular = next_poll(rt.clock.now(), _interval(rt, notice), notice.deadline_at,
+                        _horizon(notice))
     try:
         settled = await refresh_unit(rt, notice, unit)
     except (TransientError, RateLimitedError, AmbiguousError) as error:
         log.info("↻ bcast=%s unit=%s poll failed: %s", job.notice, job.ref, error)
-        settled = False
+        await rt.queue.defer([job], await _retry_at(rt, notice, job, regular))
+        return Result.DONE
     except WeComAPIError as error:
         await _fail_awaiting(rt, notice.id, unit, f"查询群发结果失败：{error.errcode}")
         return Result.DONE
     if not settled:
-        await rt.queue.defer([job], next_poll(rt.clock.now(), _interval(rt, notice),
-                                              notice.deadline_at))
+        await rt.queue.defer([job], regular)
     return Result.DONE
 
 
@@ -112,12 +114,28 @@ def _interval(rt: Runtime, notice: Notice) -> float:
     return float(notice.extra.get("poll_interval") or poll_interval(0, rt.config))
 
 
-def next_poll(now: float, interval: float, deadline_at: float) -> float:
+def _horizon(notice: Notice) -> float:
+    return float(notice.extra.get("horizon_at", "inf"))
+
+
+async def _retry_at(rt: Runtime, notice: Notice, job: Job, regular: float) -> float:
+    """A read that failed for a passing reason is tried again soon (`retry_delays`): a
+    report or a correction may rest on it, and at the polling pace the next read could fall
+    after the horizon, leaving a guessed report uncorrected. After those tries, the pace."""
+    delay = retry_delay(rt, await rt.notices.count(notice.id, f"pf:{job.ref}"))
+    return regular if delay is None else min(regular, rt.clock.now() + delay)
+
+
+def next_poll(now: float, interval: float, deadline_at: float,
+              horizon_at: float = float("inf")) -> float:
     """When to poll again: after `interval`, but never skip the last moment before the
-    deadline (LAST_POLL_LEAD before it): the deadline report then rests on a fresh read, and
-    the poll it replaces keeps the chain inside the same budget."""
-    last = deadline_at - LAST_POLL_LEAD
-    return last if now < last < now + interval else now + interval
+    deadline nor before the horizon (LAST_POLL_LEAD before each): the deadline report and the
+    final report then rest on a fresh read, and the poll it replaces keeps the chain inside
+    the same budget."""
+    for last in (deadline_at - LAST_POLL_LEAD, horizon_at - LAST_POLL_LEAD):
+        if now < last < now + interval:
+            return last
+    return now + interval
 
 
 async def refresh_unit(rt: Runtime, notice: Notice, unit: Unit) -> bool:
