@@ -313,6 +313,9 @@ async def classify(trial: Trial, rt: Runtime, sim: WeComSimulator, city: City, n
             trial.once += 1
         elif got > 1:
             trial.twice += 1
+            sent = [(d.channel, round(d.at, 1)) for d in sim.deliveries_to(group.chat_id)]
+            print(f"      两次：{group.name}（{group.kind.value}）送达于 {sent}，记录 {record}",
+                  flush=True)
         elif state in REPORTED:
             trial.reported += 1
         else:
