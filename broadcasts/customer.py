@@ -31,7 +31,14 @@ from broadcasts.jobs_common import (
 from broadcasts.models import Notice, PairState
 from broadcasts.queue import Job
 from broadcasts.state import Item, NotReplicatedError, Unit, UnitChange
-from broadcasts.tracking import AWAITING, next_poll, send_results, tell_owner
+from broadcasts.tracking import (
+    AWAITING,
+    cancel_task,
+    next_poll,
+    send_results,
+    tell_owner,
+    withdrawn,
+)
 
 RECONCILE_LOOKS = 2
 RECONCILE_GAP = 10.0  # simulated seconds between looks for a task WeCom may still be creating
@@ -155,6 +162,10 @@ async def task_created(rt: Runtime, notice: Notice, unit: Unit, chats: list[str]
     if not moved.unit_ok:
         return
     await rt.notices.step_done(notice.id, "task", rt.clock.now())
+    if await withdrawn(rt, notice.id):  # 撤回 came while WeCom was creating it
+        fresh = await rt.state.unit(notice.id, unit.name)
+        await cancel_task(rt, notice, fresh or unit)
+        return
     interval = float(notice.extra.get("poll_interval", rt.config.poll_interval_seconds))
     await rt.queue.defer([Job("poll", notice.id, unit.name)],  # the last before the deadline
                          next_poll(created_at, interval, notice.deadline_at,

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 
-from bot.wecom.errors import WeComError
 from broadcasts import customer, escalation, outbox, report, sending, sweep, tracking
 from broadcasts.deps import Runtime
 from broadcasts.jobs_common import Result, check_settled, log
@@ -19,7 +18,7 @@ from broadcasts.models import Notice, NoticeKind, NoticeStatus, PairState
 from broadcasts.plan import make_plan, plan_groups
 from broadcasts.planner import poll_interval
 from broadcasts.queue import Job
-from broadcasts.state import Item, Unit, UnitChange
+from broadcasts.state import Item, UnitChange
 
 RELEASABLE = (NoticeStatus.PENDING_CONFIRM, NoticeStatus.PENDING_APPROVAL, NoticeStatus.SCHEDULED)
 Handler = Callable[[Runtime, Job, str], Awaitable[Result]]
@@ -98,6 +97,9 @@ async def withdraw_parent(rt: Runtime, notice: Notice) -> None:
     parent = await rt.notice(notice.parent, fresh=True)
     if parent is None:
         return
+    # marked before the units are read: a task being created right now is cancelled by
+    # task_created once it exists (it sees the mark), one already created is cancelled here
+    await rt.notices.mark_once(parent.id, tracking.WITHDRAWN)
     now = rt.clock.now()
     units = await rt.state.units(parent.id)
     in_units = {c for u in units for c in u.chats}
@@ -111,26 +113,8 @@ async def withdraw_parent(rt: Runtime, notice: Notice) -> None:
                                       [PairState.PLANNED], PairState.FAILED, now=now,
                                       unit=UnitChange(unit.name, ["planned"], "failed"))
         elif unit.state == tracking.AWAITING:
-            await _cancel_task(rt, parent, unit)
+            await tracking.cancel_task(rt, parent, unit)
     await check_settled(rt, parent.id)
-
-
-async def _cancel_task(rt: Runtime, parent: Notice, unit: Unit) -> None:
-    try:
-        await rt.limiter.acquire(rt.costs.api("cancel_groupmsg_send"))
-        await rt.wecom.cancel_groupmsg_send(unit.msgid)
-        await rt.limiter.acquire(rt.costs.api("get_groupmsg_task"))
-        if await tracking.refresh_unit(rt, parent, unit):
-            return
-    except WeComError as error:
-        log.warning("! bcast=%s unit=%s cancel failed: %s", parent.id, unit.name, error)
-        return
-    fresh = await rt.state.unit(parent.id, unit.name)
-    chats = fresh.chats if fresh else unit.chats
-    await rt.state.transition(parent.id, [Item(c, "已撤回（群主未确认发送）") for c in chats],
-                              [PairState.AWAITING_OWNER, PairState.LATE], PairState.FAILED,
-                              now=rt.clock.now(),
-                              unit=UnitChange(unit.name, [tracking.AWAITING], "cancelled"))
 
 
 HANDLERS: dict[str, Handler] = {

@@ -36,6 +36,7 @@ REFRESH_CONCURRENCY = 16
 ESCALATION_LOOK = 5.0  # simulated seconds an escalation spends reading WeCom at most
 LAST_POLL_LEAD = 5.0  # simulated seconds before the deadline of each open task's last poll
 CORRECT_AFTER = 10.0  # simulated seconds: corrections learnt together go in one message
+WITHDRAWN = "withdrawn"  # mark on a notice that was 撤回: its tasks are cancelled as they come
 
 
 async def send_results(rt: Runtime, msgid: str, owner: str) -> list[GroupMsgSendResult]:
@@ -247,3 +248,27 @@ async def remind(rt: Runtime, job: Job, worker: str) -> Result:
     await outbox.post(rt, job.notice, f"rem:{job.ref}:{unit.reminded + 1}", unit.owner, [text],
                       "remind")
     return Result.DONE
+
+
+async def withdrawn(rt: Runtime, notice_id: int) -> bool:
+    return bool(await rt.redis.hexists(rt.keys.marks(notice_id), WITHDRAWN))
+
+
+async def cancel_task(rt: Runtime, notice: Notice, unit: Unit) -> None:
+    """撤回 of a task the owner has not confirmed: cancel it (after a last look, so a group
+    that just received it is counted as reached)."""
+    try:
+        await rt.limiter.acquire(rt.costs.api("cancel_groupmsg_send"))
+        await rt.wecom.cancel_groupmsg_send(unit.msgid)
+        await rt.limiter.acquire(rt.costs.api("get_groupmsg_task"))
+        if await refresh_unit(rt, notice, unit):
+            return
+    except WeComError as error:
+        log.warning("! bcast=%s unit=%s cancel failed: %s", notice.id, unit.name, error)
+        return
+    fresh = await rt.state.unit(notice.id, unit.name)
+    chats = fresh.chats if fresh else unit.chats
+    await rt.state.transition(notice.id, [Item(c, "已撤回（群主未确认发送）") for c in chats],
+                              [PairState.AWAITING_OWNER, PairState.LATE], PairState.FAILED,
+                              now=rt.clock.now(),
+                              unit=UnitChange(unit.name, [AWAITING], "cancelled"))

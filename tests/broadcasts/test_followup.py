@@ -3,8 +3,14 @@ the same channels; 撤回 stops what has not gone out yet."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from typing import Any
 
+import pytest
+
+from bot.wecom.client import WeComClient
+from bot.wecom.models import MsgTemplateResult
 from bot.wecom.simulator import ConfirmClass, OwnerProfile
 from broadcasts.content import has_marker
 from broadcasts.models import NoticeKind, PairState
@@ -88,3 +94,49 @@ async def test_retract_cancels_what_has_not_gone_out(make_env: MakeEnv) -> None:
     assert notice is not None and notice.kind is NoticeKind.RETRACT
     assert "已撤回" in "".join(d.content for d in env.sim.records.deliveries
                               if has_marker(d.content, retract))
+
+
+async def test_retract_cancels_a_task_wecom_was_creating_when_it_came(
+        make_env: MakeEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """撤回 while one owner task is claimed and its request not yet answered: the unit is
+    `submitted`, so the withdrawal cannot cancel it; the task is cancelled once it exists."""
+    env = await make_env(speed=30, profile=OwnerProfile.always((200.0, 300.0)), env=SHORT)
+    original = await issue(env, "通知 普通 范围：交口县 内容：明日停水")
+    held, release = asyncio.Event(), asyncio.Event()
+    real = WeComClient.add_msg_template
+
+    async def slow_first(self: WeComClient, sender: str, chats: Any, *args: Any,
+                         before_send: Any = None, **kwargs: Any) -> MsgTemplateResult:
+        async def claim_then_hold() -> None:
+            await before_send()
+            if not held.is_set():  # the first task: claimed, its request held back
+                held.set()
+                await release.wait()
+        return await real(self, sender, chats, *args, before_send=claim_then_hold, **kwargs)
+
+    monkeypatch.setattr(WeComClient, "add_msg_template", slow_first)
+    assert (await env.service.confirm(COUNTY_OFFICER, original)).ok
+    env.start_workers(2)
+    await env.wait(lambda: _true(held.is_set()), 20, "a task request in flight")
+    reply = await env.service.follow_up_text(COUNTY_OFFICER, "撤回", f"#{original} 发布有误")
+    assert reply.ok, reply.text
+    assert reply.notice_id is not None
+
+    async def withdrawn() -> bool:  # the 撤回 has run; the held task is still submitted
+        units = await env.rt.state.units(original)
+        return await env.rt.redis.hexists(env.rt.keys.marks(original), "withdrawn") and any(
+            u.state == "submitted" for u in units) and not any(u.state == "planned"
+                                                               for u in units)
+    await env.wait(withdrawn, 20, "the 撤回 run while one task is still being created")
+    release.set()
+    await env.settled(original, 60)
+    ours = [t for t in env.sim.tasks() if has_marker(t.text, original)]
+    assert ours and all(t.cancelled for t in ours)
+    customer = {g.chat_id for g in env.city.groups if g.kind is DeliveryKind.CUSTOMER_GROUP}
+    assert not customer & set(reached(env, original))
+    units = await env.rt.state.units(original)
+    assert {u.state for u in units} <= {"failed", "cancelled"}
+
+
+async def _true(value: bool) -> bool:
+    return value
