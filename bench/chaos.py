@@ -28,6 +28,7 @@ import contextlib
 import os
 import random
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -167,18 +168,19 @@ def process_env(settings: Settings, api: str) -> dict[str, str]:
 class Fleet:
     """Two `gridbot worker`s and one `gridbot serve`, each restartable after a kill."""
 
-    def __init__(self, environ: dict[str, str]) -> None:
-        self.environ = environ
+    def __init__(self, environ: dict[str, str], logs: Path | None = None) -> None:
+        self.environ, self.logs = environ, logs
         self.port = free_port()
         self.commands = {name: ["worker", "--name", name] for name in WORKERS}
         self.commands["serve"] = ["serve", "--host", "127.0.0.1", "--port", str(self.port)]
         self.procs = {name: self._start(name) for name in self.commands}
 
     def _start(self, name: str) -> subprocess.Popen[bytes]:
+        out = (self.logs / f"{name}.log").open("ab") if self.logs else subprocess.DEVNULL
+        environ = {**self.environ, "GRIDBOT_LOG__LEVEL": "INFO"} if self.logs else self.environ
         return subprocess.Popen(
             [sys.executable, "-m", "bot", "--settings", str(ROOT / "settings.toml"),
-             *self.commands[name]], env=self.environ, cwd=ROOT,
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             *self.commands[name]], env=environ, cwd=ROOT, stdout=out, stderr=out)
 
     def kill(self, name: str) -> None:
         self.procs[name].kill()
@@ -238,7 +240,10 @@ async def run_trial(number: int, engine: Engine, city: City, args: argparse.Name
     await registry.upsert_nodes(city.nodes)
     await registry.upsert_people(city.people)
     await registry.upsert_groups(city.groups)
-    fleet = Fleet(process_env(settings, api))
+    logs = Path(args.logs) / f"trial-{number}" if args.logs else None
+    if logs:
+        logs.mkdir(parents=True, exist_ok=True)
+    fleet = Fleet(process_env(settings, api), logs)
     try:
         async with aiohttp.ClientSession() as session:
             wecom = WeComClient(session, settings.wecom, redis, keys, clock)
@@ -257,6 +262,8 @@ async def run_trial(number: int, engine: Engine, city: City, args: argparse.Name
         await runner.cleanup()
         engine.heal()
     trial.seconds = time.monotonic() - started
+    if logs and not trial.twice and not trial.lost:  # keep the logs of the trials that went wrong
+        shutil.rmtree(logs)
     return trial
 
 
@@ -363,6 +370,8 @@ def parse_args() -> argparse.Namespace:
                         help="the kill falls uniformly within this many real seconds")
     parser.add_argument("--timeout", type=float, default=120.0)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--logs", default="",
+                        help="目录：各进程以 INFO 级写日志，仅保留出现重复或丢失的试验")
     parser.add_argument("--victim", choices=("worker", "serve", "primary"), default=None,
                         help="kill only this kind (default: a random kind per trial)")
     return parser.parse_args()
