@@ -134,12 +134,22 @@ class Engine:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with contextlib.suppress(syncredis.RedisError):
-                infos = [str(syncredis.Redis(port=n.port, decode_responses=True)
-                             .execute_command("CLUSTER", "INFO")) for n in self.server.nodes]
-                if all("cluster_state:ok" in i for i in infos):
+                if all(self._healed(n.port) for n in self.server.nodes):
                     return
             time.sleep(0.2)
         raise RuntimeError("cluster did not heal")
+
+    @staticmethod
+    def _healed(port: int) -> bool:
+        """Every slot served, and a replica only once it holds its primary's data: a node
+        restarted as a replica that is still syncing could otherwise be the one promoted
+        by the next trial's kill, with the data of an earlier trial."""
+        node = syncredis.Redis(port=port, decode_responses=True)
+        if "cluster_state:ok" not in str(node.execute_command("CLUSTER", "INFO")):
+            return False
+        info = node.info("replication")
+        return info.get("role") != "slave" or (
+            info.get("master_link_status") == "up" and not info.get("master_sync_in_progress"))
 
     def stop(self) -> None:
         self.server.stop()
