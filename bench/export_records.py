@@ -3,10 +3,12 @@
 Generates person records into a fresh embedded redis-server (pipelined, sealed with the real
 cipher, indexed exactly as the service indexes them), then exports them with
 collect.export.export in a child process per run, so each run's peak RSS is its own.
-Constant memory shows as the same peak RSS at 100k and 1M records.
+Constant memory shows as the same peak RSS at 100k and 1M records. After each size it
+prints Redis memory per record, part by part (bench/record_memory.py).
 
     .venv/bin/python bench/export_records.py                       # 100k and 1M, CSV; XLSX 100k
     .venv/bin/python bench/export_records.py --sizes 20000 --xlsx-sizes 20000   # quick
+    .venv/bin/python bench/export_records.py --engine cluster      # a three-master cluster
 """
 
 from __future__ import annotations
@@ -24,25 +26,29 @@ import time
 import tracemalloc
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import redis.asyncio as aioredis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from record_memory import breakdown, lines
 from stdnum.cn import ric
 
 from bot.audit import AuditLog
 from bot.clock import Clock
+from bot.cluster import EmbeddedCluster
 from bot.keys import Keys
-from bot.redis import EmbeddedRedis, connect
+from bot.redis import EmbeddedRedis, cluster_of, connect
 from bot.rtypes import hmapping
 from bot.settings import Settings, load_settings
 from collect.deps import CollectDeps
 from collect.export import ExportQuery, export
-from collect.models import ChangeKind, HistoryEntry, Record, RecordKind, ReviewState
-from collect.records import compose
+from collect.models import Change, ChangeKind, HistoryEntry, Record, RecordKind, ReviewState
+from collect.records import compose, label_of
 from registry.models import Level, Node, Person, Role
 from registry.store import Registry
 
@@ -51,6 +57,19 @@ COUNTY, GRIDS = "141181", 100
 OFFICER = "bench-officer"
 BATCH = 2000
 WRITERS = 4
+EVERY = 500  # every 500th record's own keys are measured
+
+
+@dataclass
+class Written:
+    """What the generator wrote that the memory breakdown measures."""
+
+    layout: str = "packed"
+    index_keys: set[str] = field(default_factory=set)
+    blind: dict[str, str] = field(default_factory=dict)  # sampled record id -> bidx key
+
+
+WRITTEN = Written()
 
 
 def environment(redis_url: str) -> dict[str, str]:
@@ -112,22 +131,47 @@ def person(deps: CollectDeps, i: int, path: tuple[Node, ...], now: float) -> Rec
 async def write_batch(deps: CollectDeps, records: list[Record],
                       paths: list[tuple[Node, ...]]) -> None:
     """The keys RecordStore.save/reindex write, with each index's members of the batch in one
-    ZADD (the same members and scores, far fewer commands)."""
+    ZADD (the same members and scores, far fewer commands); the history entry is the one
+    the service writes on creation (every shown field, masked)."""
     keys = deps.keys
     index: dict[str, dict[str, float]] = defaultdict(dict)
     async with deps.redis.pipeline(transaction=False) as pipe:
         for record, path in zip(records, paths, strict=True):
-            pipe.hset(keys.record(record.id), mapping=hmapping(record.to_redis()))
-            entry = HistoryEntry(record.created_at, "bench", ChangeKind.COLLECT)
-            pipe.rpush(keys.history(record.id), entry.to_json())
-            pipe.set(keys.blind("id", record.fields["id_bidx"]), record.id)
+            entry = HistoryEntry(record.created_at, "bench", ChangeKind.COLLECT, "",
+                                 "chat:bench", shown(record))
+            if WRITTEN.layout == "hash":  # the layout before the packed one, to compare
+                pipe.hset(keys.record(record.id), mapping=hmapping(record.to_redis()))
+                pipe.rpush(keys.history(record.id), earlier_history(entry))
+            else:
+                pipe.set(keys.record(record.id), record.pack())
+                pipe.append(keys.history(record.id), entry.to_json() + "\n")
+            blind = keys.blind("id", record.fields["id_bidx"])
+            pipe.set(blind, record.id)
+            if (int(record.id[1:]) - 1) % EVERY == 0:
+                WRITTEN.blind[record.id] = blind
             for node in path:
-                index[keys.under(node.code, "person")][record.id] = record.updated_at
+                if WRITTEN.layout == "hash":  # the earlier layout's index of all states
+                    index[keys.under(node.code, "person")][record.id] = record.updated_at
                 index[keys.under(node.code, "person", record.state.value)][record.id] = \
                     record.updated_at
+        WRITTEN.index_keys.update(index)
         for key, members in index.items():
             pipe.zadd(key, cast("Mapping[Any, float]", members))
         await pipe.execute()
+
+
+def earlier_history(entry: HistoryEntry) -> str:
+    return json.dumps({"at": entry.at, "actor": entry.actor, "kind": entry.kind.value,
+                       "reason": entry.reason, "source": entry.source,
+                       "changes": [[c.field, c.old, c.new] for c in entry.changes]},
+                      ensure_ascii=False)
+
+
+def shown(record: Record) -> tuple[Change, ...]:
+    """collect.service's first history entry: each shown field, masked."""
+    names = sorted({*record.fields, *record.masked} - {"id_bidx", "canonical", "address_full"})
+    return tuple(Change(label_of(record.kind, n), "", record.display(n)) for n in names
+                 if not n.endswith("_code"))
 
 
 async def generate(deps: CollectDeps, paths: list[tuple[Node, ...]], start: int,
@@ -180,36 +224,55 @@ def run_child(env: dict[str, str], fmt: str, out: Path, trace: bool = False
     return result
 
 
+async def used_memory(redis: aioredis.Redis) -> int:
+    """INFO used_memory, summed over the primaries on a cluster."""
+    cluster = cluster_of(redis)
+    if cluster is None:
+        return int((await redis.info("memory"))["used_memory"])
+    return sum([int((await cluster.info("memory", target_nodes=node))["used_memory"])
+                for node in cluster.get_primaries()])
+
+
 async def main(args: argparse.Namespace) -> None:
     sizes = sorted(int(s) for s in args.sizes.split(","))
     xlsx = {int(s) for s in args.xlsx_sizes.split(",") if s}
+    WRITTEN.layout = args.layout
     with tempfile.TemporaryDirectory(prefix="gridbot-bench-") as tmp:
-        server = EmbeddedRedis(Path(tmp) / "redis", appendfsync="no")
+        server: EmbeddedRedis | EmbeddedCluster = (
+            EmbeddedCluster(Path(tmp) / "cluster", appendfsync="no")
+            if args.engine == "cluster" else EmbeddedRedis(Path(tmp) / "redis", appendfsync="no"))
         env = environment(server.start())
         try:
-            await _run(env, sizes, xlsx, Path(tmp))
+            await _run(env, sizes, xlsx, Path(tmp), args.formats.split(","))
         finally:
             server.stop()
 
 
-async def _run(env: dict[str, str], sizes: list[int], xlsx: set[int], tmp: Path) -> None:
+async def _run(env: dict[str, str], sizes: list[int], xlsx: set[int], tmp: Path,
+               formats: list[str]) -> None:
     settings = load_settings(ROOT / "settings.toml", env)
     redis = connect(env["GRIDBOT_REDIS__URL"])
     deps = build_deps(redis, settings)
     paths = await seed_registry(deps)
-    made = 0
-    print(f"{'records':>9} {'format':>6} {'export s':>9} {'rows/s':>9} {'peak RSS MB':>12} "
-          f"{'traced MB':>10} {'file MB':>8}   (generate s)")
+    before, made = await used_memory(redis), 0
+    print(f"engine {'cluster (3 primaries)' if cluster_of(redis) else 'single'}, "
+          f"layout {WRITTEN.layout}", flush=True)
     for size in sizes:
         took = await generate(deps, paths, made, size)
         made = size
-        used = int((await redis.info("memory"))["used_memory"]) / 2**20
-        for fmt in ("csv", "xlsx") if size in xlsx else ("csv",):
+        used = await used_memory(redis)
+        parts = await breakdown(redis, deps.keys, size, sorted(WRITTEN.index_keys),
+                                WRITTEN.blind, EVERY)
+        print(f"{size:,} records written in {took:.1f} s; Redis memory per record:")
+        print("\n".join(lines(parts, (used - before) / size)), flush=True)
+        print(f"{'records':>9} {'format':>6} {'export s':>9} {'rows/s':>9} {'peak RSS MB':>12} "
+              f"{'traced MB':>10} {'file MB':>8}")
+        for fmt in [f for f in formats if f == "csv" or size in xlsx]:
             r = await asyncio.to_thread(run_child, env, fmt, tmp / f"out.{fmt}")
             assert int(r["rows"]) == size, r
             print(f"{size:>9} {fmt:>6} {r['seconds']:>9.1f} {size / r['seconds']:>9.0f} "
-                  f"{r['rss_mb']:>12.1f} {r['traced_mb']:>10.2f} {r['file_mb']:>8.1f}   "
-                  f"({took:.1f}; redis {used:.0f} MB)", flush=True)
+                  f"{r['rss_mb']:>12.1f} {r['traced_mb']:>10.2f} {r['file_mb']:>8.1f}",
+                  flush=True)
     await redis.aclose()
 
 
@@ -217,6 +280,10 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--xlsx-sizes", default="100000")
+    parser.add_argument("--formats", default="csv,xlsx")
+    parser.add_argument("--engine", choices=["single", "cluster"], default="single")
+    parser.add_argument("--layout", choices=["packed", "hash"], default="packed",
+                        help="hash: write records in the earlier layout (to compare)")
     parser.add_argument("--child", choices=["csv", "xlsx"])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--trace", action="store_true", help="child: also run tracemalloc")

@@ -4,6 +4,7 @@
                            [--until 2026-12-31] [--format csv|xlsx] --out FILE --as USERID
                            [--masked]
     gridbot collect rotate-keys [--batch 500] [--restart]
+    gridbot collect upgrade-records [--batch 500]
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from collect.deps import CollectDeps
 from collect.export import ExportForbiddenError, ExportQuery, export
 from collect.models import RecordKind, ReviewState
 from collect.rotate import rotate
+from collect.upgrade import upgrade
 from collect.validate import CHINA_TZ
 from registry.store import Registry
 
@@ -57,6 +59,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--batch", type=int, default=500)
     p.add_argument("--restart", action="store_true", help="从头开始，而不是续跑")
     p.set_defaults(func=_command(_rotate))
+    p = sub.add_parser("upgrade-records", help="把旧格式的记录改写为紧凑格式（可重复运行）")
+    p.add_argument("--batch", type=int, default=500)
+    p.set_defaults(func=_command(_upgrade))
 
 
 def _command(work: Work) -> Callable[[argparse.Namespace], int]:
@@ -120,3 +125,9 @@ async def _rotate(deps: CollectDeps, args: argparse.Namespace) -> int:
     report = await rotate(deps, batch=args.batch, restart=args.restart)
     out(report.line())
     return 0 if report.conflicts == 0 and report.unreadable == 0 else 1
+
+
+async def _upgrade(deps: CollectDeps, args: argparse.Namespace) -> int:
+    report = await upgrade(deps, batch=args.batch)
+    out(report.line())
+    return 0 if report.conflicts == 0 else 1

@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -79,6 +80,9 @@ class FieldCipher:
         self._primary = keyring[0][0]
         self._keys = {(kid, alg): _derive(material, alg)
                       for kid, material in keyring for alg in _ALGS.values()}
+        # built once: an export opens millions of values, and building one costs a key setup
+        self._gcm = {kid_alg: AESGCM(key) for kid_alg, key in self._keys.items()
+                     if kid_alg[1] == "a"}
 
     @classmethod
     def from_settings(cls, security: SecuritySettings) -> FieldCipher:
@@ -99,21 +103,48 @@ class FieldCipher:
         try:
             version, kid, alg, encoded = sealed.split(":", 3)
             key = self._keys[(kid, alg)]
-            blob = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+            blob = _unb64(encoded)
         except (ValueError, KeyError, binascii.Error):
             raise FieldCryptoError(f"无法解密字段 {field}：密钥标识未知或数据格式错误") from None
         if version != "v1":
             raise FieldCryptoError(f"无法解密字段 {field}：未知的数据版本")
         try:
-            plain = _decrypt(alg, key, blob[:_NONCE], blob[_NONCE:], _aad(record_id, field))
+            aad = _aad(record_id, field)
+            gcm = self._gcm.get((kid, alg))
+            plain = (gcm.decrypt(blob[:_NONCE], blob[_NONCE:], aad) if gcm is not None
+                     else _decrypt(alg, key, blob[:_NONCE], blob[_NONCE:], aad))
         except InvalidTag:
             raise FieldCryptoError(f"无法解密字段 {field}：校验失败（密钥不符或数据被篡改）"
                                    ) from None
         return plain.decode()
 
+    def open_all(self, sealed: Mapping[str, str], record_id: str) -> dict[str, str]:
+        """Every value of `sealed` opened: `open` for each, in one loop without its per-call
+        set-up (an export opens four values per row, millions of rows)."""
+        out: dict[str, str] = {}
+        gcm, prefix = self._gcm, f"gridbot-collect|{record_id}|"
+        for field, value in sealed.items():
+            try:
+                version, kid, alg, encoded = value.split(":", 3)
+                blob = _unb64(encoded)
+                if version != "v1":
+                    raise ValueError(version)
+                out[field] = gcm[kid, alg].decrypt(blob[:_NONCE], blob[_NONCE:],
+                                                   (prefix + field).encode()).decode()
+            except (ValueError, KeyError, binascii.Error, InvalidTag):
+                out[field] = self.open(value, record_id, field)  # SM4, or the error
+        return out
+
     def is_current(self, sealed: str) -> bool:
         """True when `sealed` already uses the write key and the configured cipher."""
         return sealed.startswith(f"v1:{self._primary}:{self._alg}:")
+
+
+def _unb64(encoded: str) -> bytes:
+    # binascii directly: base64.urlsafe_b64decode's Python wrappers (and str.translate) cost
+    # more than the AES itself, and an export opens millions of values
+    standard = encoded.replace("-", "+").replace("_", "/")
+    return binascii.a2b_base64(standard + "=" * (-len(encoded) % 4), strict_mode=True)
 
 
 def _aad(record_id: str, field: str) -> bytes:

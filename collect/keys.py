@@ -7,6 +7,7 @@ re-checked against it when read, so they may live in any slot.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.keys import Keys
@@ -23,6 +24,11 @@ class CollectKeys:
 
     def record(self, record_id: str) -> str:
         return self.keys.k("collect", "{" + record_id + "}", "rec")
+
+    def records(self, record_ids: Sequence[str]) -> list[str]:
+        """record() of each id, the prefix joined once (an export builds millions)."""
+        head = self.keys.k("collect", "")
+        return [f"{head}{{{record_id}}}:rec" for record_id in record_ids]
 
     def history(self, record_id: str) -> str:
         return self.keys.k("collect", "{" + record_id + "}", "hist")
@@ -49,7 +55,9 @@ class CollectKeys:
     def uscc(self, code: str) -> str:
         return self.keys.k("collect", "uscc", code)
 
-    # indexes: every ancestor node of a record's node lists it (subtree queries are one ZSET)
+    # indexes: every ancestor node of a record's node lists it in the ZSET of its review
+    # state (a subtree query is one ZSET per state); without a state: the index of all
+    # states that the earlier layout kept (`gridbot collect upgrade-records` deletes them)
     def under(self, node: str, kind: str, state: str = "") -> str:
         parts: list[object] = ["collect", "idx", node, kind]
         if state:
@@ -83,6 +91,10 @@ class CollectKeys:
 
     def form_rate(self, token_digest: str) -> str:
         return self.keys.k("collect", "form-rate", token_digest)
+
+    def index_pattern(self) -> str:
+        """SCAN pattern matching every per-node index."""
+        return self.keys.k("collect", "idx", "*")
 
     def rotate_cursor(self) -> str:
         return self.keys.k("collect", "rotate", "cursor")

@@ -16,10 +16,11 @@ from dataclasses import dataclass, replace
 from redis.exceptions import WatchError
 
 from bot.redis import Cursors, scan_pages
-from bot.rtypes import hmapping, smap, text
+from bot.rtypes import text
 from collect.crypto import FieldCryptoError
 from collect.deps import CollectDeps
 from collect.models import Record
+from collect.store import earlier_history, queue_history, read_any
 
 
 @dataclass
@@ -50,19 +51,21 @@ async def _rewrite(deps: CollectDeps, key: str, report: RotationReport) -> None:
     async with deps.redis.pipeline(transaction=True) as pipe:
         try:
             await pipe.watch(key)
-            raw = smap(await pipe.hgetall(key))
-            if not raw:
+            record, packed = await read_any(pipe, key)
+            if record is None:
                 return
             try:
-                new = _resealed(deps, Record.from_redis(raw))
+                new = _resealed(deps, record)
             except FieldCryptoError:
                 report.unreadable += 1
                 return
             if new is None:
                 return
+            history = deps.keys.history(record.id)
+            earlier = await earlier_history(pipe, history, packed)
             pipe.multi()  # type: ignore[no-untyped-call]
-            pipe.hset(key, mapping=hmapping({"sealed": new.to_redis()["sealed"],
-                                             "version": str(new.version)}))
+            pipe.set(key, new.pack())  # an earlier-layout record is upgraded on the way
+            queue_history(pipe, history, earlier, replace=not packed)
             await pipe.execute()
             report.rewritten += 1
         except WatchError:
