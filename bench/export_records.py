@@ -3,7 +3,9 @@
 Generates person records into a fresh embedded redis-server (pipelined, sealed with the real
 cipher, indexed exactly as the service indexes them), then exports them with
 collect.export.export in a child process per run, so each run's peak RSS is its own.
-Constant memory shows as the same peak RSS at 100k and 1M records. After each size it
+Constant memory shows as the same peak RSS at 100k and 1M records. rows/CPU s counts the
+export process's own CPU time (the Redis server's is not in it): on a shared machine it
+moves less than rows/s, which the other processes' load takes its share of. After each size it
 prints Redis memory per record, part by part (bench/record_memory.py).
 
     .venv/bin/python bench/export_records.py                       # 100k and 1M, CSV; XLSX 100k
@@ -195,14 +197,14 @@ async def child(fmt: str, out: Path, trace: bool) -> dict[str, float]:
     redis = connect(settings.redis.url)
     if trace:  # tracemalloc slows Python several-fold: only for the allocation figure
         tracemalloc.start()
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     rows = await export(build_deps(redis, settings), OFFICER,
                         ExportQuery(COUNTY, RecordKind.PERSON, fmt=fmt), out,  # type: ignore[arg-type]
                         source="bench")
-    seconds = time.perf_counter() - began
+    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     traced = tracemalloc.get_traced_memory()[1] if trace else 0
     await redis.aclose()
-    return {"rows": rows, "seconds": seconds, "rss_mb": _peak_rss_mb(),
+    return {"rows": rows, "seconds": seconds, "cpu_s": cpu, "rss_mb": _peak_rss_mb(),
             "traced_mb": traced / 2**20, "file_mb": _size_mb(out)}
 
 
@@ -265,14 +267,14 @@ async def _run(env: dict[str, str], sizes: list[int], xlsx: set[int], tmp: Path,
                                 WRITTEN.blind, EVERY)
         print(f"{size:,} records written in {took:.1f} s; Redis memory per record:")
         print("\n".join(lines(parts, (used - before) / size)), flush=True)
-        print(f"{'records':>9} {'format':>6} {'export s':>9} {'rows/s':>9} {'peak RSS MB':>12} "
-              f"{'traced MB':>10} {'file MB':>8}")
+        print(f"{'records':>9} {'format':>6} {'export s':>9} {'rows/s':>9} {'rows/CPU s':>10} "
+              f"{'peak RSS MB':>12} {'traced MB':>10} {'file MB':>8}")
         for fmt in [f for f in formats if f == "csv" or size in xlsx]:
             r = await asyncio.to_thread(run_child, env, fmt, tmp / f"out.{fmt}")
             assert int(r["rows"]) == size, r
             print(f"{size:>9} {fmt:>6} {r['seconds']:>9.1f} {size / r['seconds']:>9.0f} "
-                  f"{r['rss_mb']:>12.1f} {r['traced_mb']:>10.2f} {r['file_mb']:>8.1f}",
-                  flush=True)
+                  f"{size / r['cpu_s']:>10.0f} {r['rss_mb']:>12.1f} {r['traced_mb']:>10.2f} "
+                  f"{r['file_mb']:>8.1f}   (load {os.getloadavg()[0]:.1f})", flush=True)
     await redis.aclose()
 
 

@@ -7,18 +7,24 @@ registry of `--groups` groups (the 吕梁市 tree shape with more buildings), th
     cold (a process that has decoded nothing yet) and warm, median ms;
   - a 24-notice burst of the broadcast job queue (8 shards) and 2,000 callbacks into the
     inbox (4 shards): where their keys and commands land;
-  - the share of keys and of commands per primary (goal: no primary above 40 %).
+  - the share of keys and of commands per primary (goal: no primary above 40 %);
+  - with `--records N[,M…]`: N 一标三实 person records (bench/export_records.py's generator:
+    sealed, blind-indexed, indexed under every ancestor), Redis memory per record part by
+    part, their keys' and write commands' share per primary, and export rows/s (CSV, XLSX)
+    with peak RSS, each export in a fresh process.
 
-Not measured here (see the report): 2,000,000 一标三实 records and the province-wide
-notice's machine part against the ceiling floor.
+Not measured here (see the report): the province-wide notice's machine part against the
+ceiling floor.
 
     .venv/bin/python bench/province.py [--groups 100000] [--runs 5]
+    .venv/bin/python bench/province.py --groups 0 --records 1000000,2000000
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import time
@@ -29,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import export_records as er  # noqa: E402
+from record_memory import breakdown, lines  # noqa: E402
 from registry_query import BENCH_PREFIX, fresh, subtree, timed  # noqa: E402
 
 from bot.clock import REAL_TIME, Clock  # noqa: E402
@@ -38,7 +46,7 @@ from bot.inbox import Inbox  # noqa: E402
 from bot.keys import Keys  # noqa: E402
 from bot.redis import cluster_of, connect  # noqa: E402
 from bot.seal import Sealer  # noqa: E402
-from bot.settings import CallbackSettings  # noqa: E402
+from bot.settings import CallbackSettings, load_settings  # noqa: E402
 from broadcasts.keys import BroadcastKeys  # noqa: E402
 from broadcasts.queue import Job, JobQueue  # noqa: E402
 from registry.divisions import CITY_CODE  # noqa: E402
@@ -102,34 +110,42 @@ async def hot_paths(redis: Any) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    city = generate_city(seed=1, total_groups=args.groups, residents=args.groups * 80)
     with tempfile.TemporaryDirectory() as tmp:
         cluster = EmbeddedCluster(Path(tmp), appendfsync="no")
         url = cluster.start()
         redis = connect(url)
         try:
-            registry = Registry(redis, Keys(BENCH_PREFIX), REAL_TIME)
-            await registry.upsert_nodes(city.nodes, batch=2000)
-            await registry.upsert_people(city.people, batch=2000)
-            await reset_stats(redis)
-            before = await memory(redis)
-            started = time.perf_counter()
-            await registry.upsert_groups(city.groups, actor="bench", batch=2000)
-            write_s = time.perf_counter() - started
-            per_group = (await memory(redis) - before) / len(city.groups)
-            registry_calls = await calls_per_primary(redis)
-            cold = await timed(args.runs, lambda: subtree(fresh(registry), CITY_CODE))
-            reader = fresh(registry)
-            await subtree(reader, CITY_CODE)
-            warm = await timed(args.runs, lambda: subtree(reader, CITY_CODE))
-            registry_keys = await keys_per_primary(redis)
-            await reset_stats(redis)
-            await hot_paths(redis)
-            hot_calls = await calls_per_primary(redis)
-            all_keys = await keys_per_primary(redis)
+            if args.groups:
+                await registry_phase(redis, args)
+            if args.records:
+                sizes = sorted(int(n) for n in args.records.split(","))
+                await records_phase(redis, url, sizes, Path(tmp), args.formats.split(","))
         finally:
             await redis.aclose()
             cluster.stop()
+
+
+async def registry_phase(redis: Any, args: argparse.Namespace) -> None:
+    city = generate_city(seed=1, total_groups=args.groups, residents=args.groups * 80)
+    registry = Registry(redis, Keys(BENCH_PREFIX), REAL_TIME)
+    await registry.upsert_nodes(city.nodes, batch=2000)
+    await registry.upsert_people(city.people, batch=2000)
+    await reset_stats(redis)
+    before = await memory(redis)
+    started = time.perf_counter()
+    await registry.upsert_groups(city.groups, actor="bench", batch=2000)
+    write_s = time.perf_counter() - started
+    per_group = (await memory(redis) - before) / len(city.groups)
+    registry_calls = await calls_per_primary(redis)
+    cold = await timed(args.runs, lambda: subtree(fresh(registry), CITY_CODE))
+    reader = fresh(registry)
+    await subtree(reader, CITY_CODE)
+    warm = await timed(args.runs, lambda: subtree(reader, CITY_CODE))
+    registry_keys = await keys_per_primary(redis)
+    await reset_stats(redis)
+    await hot_paths(redis)
+    hot_calls = await calls_per_primary(redis)
+    all_keys = await keys_per_primary(redis)
     print(f"三主 Redis 集群；{len(city.groups):,} 个群（{city.nodes[0].name} 树形，更多楼栋）")
     print(f"写入 {write_s:.1f} 秒；每群 Redis 内存 {per_group:.0f} 字节"
           "（各主节点 used_memory 之和）")
@@ -141,11 +157,46 @@ async def main(args: argparse.Namespace) -> None:
     print(f"全部键分布：{shares(all_keys)}")
     worst = max(n / (sum(registry_keys.values()) or 1) for n in registry_keys.values())
     print("结论（注册库键，目标：任何主节点不超过 40 %）：",
-          "达到" if worst <= 0.40 else f"未达到（最多的主节点占 {worst:.1%}）")
+          "达到" if worst <= 0.40 else f"未达到（最多的主节点占 {worst:.1%}）", flush=True)
+
+
+async def records_phase(redis: Any, url: str, sizes: list[int], tmp: Path,
+                        formats: list[str]) -> None:
+    """一标三实 records on the cluster: memory per record, key and command shares, export."""
+    env = er.environment(url)
+    deps = er.build_deps(redis, load_settings(ROOT / "settings.toml", env))
+    paths = await er.seed_registry(deps)
+    before, keys_before, made = await memory(redis), await keys_per_primary(redis), 0
+    await reset_stats(redis)
+    for size in sizes:
+        took = await er.generate(deps, paths, made, size)
+        made = size
+        calls = await calls_per_primary(redis)
+        used = await memory(redis) - before
+        keys_now = await keys_per_primary(redis)
+        record_keys = {name: n - keys_before.get(name, 0) for name, n in keys_now.items()}
+        parts = await breakdown(redis, deps.keys, size, sorted(er.WRITTEN.index_keys),
+                                er.WRITTEN.blind, er.EVERY)
+        print(f"三主 Redis 集群；{size:,} 条一标三实人口记录，写入 {took:.1f} 秒；"
+              "每条记录 Redis 内存：")
+        print("\n".join(lines(parts, used / size)))
+        print(f"记录键分布：{shares(record_keys)}")
+        print(f"记录写入命令分布：{shares(calls)}")
+        print(f"全部键分布：{shares(keys_now)}")
+        print(f"{'records':>9} {'format':>6} {'export s':>9} {'rows/s':>9} {'rows/CPU s':>10} "
+              f"{'peak RSS MB':>12} {'file MB':>8}", flush=True)
+        for fmt in formats:
+            r = await asyncio.to_thread(er.run_child, env, fmt, tmp / f"out.{fmt}")
+            assert int(r["rows"]) == size, r
+            print(f"{size:>9} {fmt:>6} {r['seconds']:>9.1f} {size / r['seconds']:>9.0f} "
+                  f"{size / r['cpu_s']:>10.0f} {r['rss_mb']:>12.1f} {r['file_mb']:>8.1f}   "
+                  f"(load {os.getloadavg()[0]:.1f})", flush=True)
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--groups", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--records", default="", help="一标三实 record counts, e.g. 2000000")
+    parser.add_argument("--formats", default="csv,xlsx")
     asyncio.run(main(parser.parse_args()))

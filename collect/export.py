@@ -195,8 +195,9 @@ async def _ahead(batches: AsyncIterator[T]) -> AsyncIterator[T]:
 
 
 _STATES = {state.value: state.label for state in ReviewState}
-_JOIN = "\ue000"  # joins a row's cells for one search (a private-use character)
-_UNSAFE = re.compile("(?:^|\ue000)[=+\\-@\t\r]")
+_JOIN = "\ue000"  # leads each cell of a row for one search (a private-use character)
+# a literal first: the scan skips ahead to each _JOIN (an alternation tests every position)
+_UNSAFE = re.compile("\ue000[=+\\-@\t\r]")
 Packed = list[Any]
 
 
@@ -228,7 +229,7 @@ def row_maker(cipher: FieldCipher, cols: Sequence[tuple[str, str]], masked: bool
             "_note": p[at.NOTE], "_node": p[at.NODE], "_created": minute(p[at.CREATED_AT]),
             "_created_by": p[at.CREATED_BY], "_updated": minute(p[at.UPDATED_AT]),
             "_updated_by": p[at.UPDATED_BY], "_source": p[at.SOURCE]}))
-        if _UNSAFE.search(_JOIN.join(row)):
+        if _UNSAFE.search(_JOIN + _JOIN.join(row)):
             return [safe_cell(value) for value in row]
         return row
 

@@ -21,11 +21,20 @@ _PKG = "http://schemas.openxmlformats.org/package/2006/relationships"
 _HEAD = ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
          f'<worksheet xmlns="{_NS}"><sheetData>')
 _TAIL = "</sheetData></worksheet>"
-# a row (its cells joined by _JOIN, a private-use character) needing care: XML specials,
-# characters XML 1.0 forbids, or a cell's edge whitespace
+# A row needing care has XML specials, characters XML 1.0 forbids, or a cell with edge
+# whitespace: found in the row's cells joined (and ended) by _JOIN, a private-use character,
+# by a few scans that each skip ahead (one pattern of alternatives tests every position).
 _JOIN = "\ue000"
-_CAREFUL = re.compile("[&<>\x00-\x08\x0b\x0c\x0e-\x1f]|(?:^|\ue000)\\s|\\s(?:\ue000|$)")
 _ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_LEADING = re.compile("\ue000\\s")
+_TRAILING = re.compile("\\s\ue000")
+
+
+def _careful(values: Sequence[str]) -> bool:
+    joined = _JOIN + _JOIN.join(values) + _JOIN
+    return ("&" in joined or "<" in joined or ">" in joined
+            or bool(_ILLEGAL.search(joined) or _LEADING.search(joined)
+                    or _TRAILING.search(joined)))
 
 
 def column_letters(count: int) -> list[str]:
@@ -72,7 +81,7 @@ class StreamingBook:
             if len(values) > len(self._letters):
                 self._letters = column_letters(len(values))
             letters = self._letters
-            if _CAREFUL.search(_JOIN.join(values)):
+            if _careful(values):
                 cells = "".join(_cell(f"{letters[i]}{n}", v) for i, v in enumerate(values) if v)
             else:
                 cells = "".join(f'<c r="{letters[i]}{n}" t="inlineStr"><is><t>{v}</t></is></c>'
