@@ -108,7 +108,8 @@ class EmbeddedRedis:
                 stderr = self.process.stderr
                 err = stderr.read().decode(errors="replace") if stderr else ""
                 raise RedisUnavailableError(f"redis-server 启动失败: {err.strip()[:300]}")
-            with contextlib.suppress(redis.ConnectionError):
+            # a loaded machine can leave the first PING unanswered for 0.5 s: try again
+            with contextlib.suppress(redis.ConnectionError, redis.TimeoutError):
                 if redis.Redis.from_url(self.url, socket_timeout=0.5).ping():
                     return self.url
             time.sleep(0.05)
