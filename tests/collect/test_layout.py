@@ -4,6 +4,7 @@ upgrade pass move it over, and the export's fast rows equal the reference rows."
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,12 +12,18 @@ import pytest
 import redis.asyncio as aioredis
 from openpyxl import load_workbook
 
+from bot.audit import AuditLog
+from bot.clock import Clock
 from bot.rtypes import hmapping
+from bot.settings import Settings
 from collect.deps import CollectDeps
 from collect.export import ExportQuery, XlsxSink, _values, columns, export, row_maker, row_of
 from collect.models import Record, RecordKind, ReviewState
+from collect.records import reveal
+from collect.rotate import rotate
 from collect.upgrade import upgrade
 from tests.collect.conftest import Chat
+from tests.collect.test_crypto import key, settings_with
 from tests.collect.test_export import TOWNSHIP, read_csv, seed
 
 KINDS = (RecordKind.PERSON, RecordKind.UNIT, RecordKind.ADDRESS)
@@ -120,3 +127,21 @@ def test_xlsx_cells_keep_markup_and_spaces(tmp_path: Path) -> None:
     got = [list(r) for r in sheet.iter_rows(values_only=True)]
     assert got[0] == ["编号", "备注"]
     assert [r[1] for r in got[1:]] == ["A&B <c>", " 前后空格 ", "控制字符", "'=1+1", "普通"]
+
+
+async def test_rotation_moves_an_earlier_record_and_its_history(
+        chat: Chat, redis: aioredis.Redis, make_settings: Callable[..., Settings]) -> None:
+    deps = await seed(chat)
+    [record] = await deps.store.get_many(["P1"])
+    entries = await deps.store.history("P1")
+    await to_earlier_layout(deps, record)
+    spec = f"k2:{key()},{deps.settings.security.field_keys.get_secret_value()}"
+    rekeyed = CollectDeps.build(deps.redis, deps.keys.keys, Clock(),
+                                settings_with(make_settings, deps.settings, spec),
+                                deps.registry, AuditLog(deps.redis, deps.keys.keys, Clock()))
+    assert (await rotate(rekeyed)).rewritten >= 1
+    assert await redis.type(deps.keys.record("P1")) == "string"
+    assert await redis.type(deps.keys.history("P1")) == "string"
+    assert await rekeyed.store.history("P1") == entries
+    moved = await rekeyed.store.get("P1")
+    assert moved is not None and reveal(moved, rekeyed.cipher) == reveal(record, deps.cipher)
