@@ -260,12 +260,12 @@ async def _run(env: dict[str, str], sizes: list[int], xlsx: set[int], tmp: Path,
     print(f"engine {'cluster (3 primaries)' if cluster_of(redis) else 'single'}, "
           f"layout {WRITTEN.layout}", flush=True)
     for size in sizes:
-        took = await generate(deps, paths, made, size)
+        took, added = await generate(deps, paths, made, size), size - made
         made = size
         used = await used_memory(redis)
         parts = await breakdown(redis, deps.keys, size, sorted(WRITTEN.index_keys),
                                 WRITTEN.blind, EVERY)
-        print(f"{size:,} records written in {took:.1f} s; Redis memory per record:")
+        print(f"{size:,} records ({added:,} written in {took:.1f} s); Redis memory per record:")
         print("\n".join(lines(parts, (used - before) / size)), flush=True)
         print(f"{'records':>9} {'format':>6} {'export s':>9} {'rows/s':>9} {'rows/CPU s':>10} "
               f"{'peak RSS MB':>12} {'traced MB':>10} {'file MB':>8}")

@@ -169,7 +169,7 @@ async def records_phase(redis: Any, url: str, sizes: list[int], tmp: Path,
     before, keys_before, made = await memory(redis), await keys_per_primary(redis), 0
     await reset_stats(redis)
     for size in sizes:
-        took = await er.generate(deps, paths, made, size)
+        took, added = await er.generate(deps, paths, made, size), size - made
         made = size
         calls = await calls_per_primary(redis)
         used = await memory(redis) - before
@@ -177,8 +177,8 @@ async def records_phase(redis: Any, url: str, sizes: list[int], tmp: Path,
         record_keys = {name: n - keys_before.get(name, 0) for name, n in keys_now.items()}
         parts = await breakdown(redis, deps.keys, size, sorted(er.WRITTEN.index_keys),
                                 er.WRITTEN.blind, er.EVERY)
-        print(f"三主 Redis 集群；{size:,} 条一标三实人口记录，写入 {took:.1f} 秒；"
-              "每条记录 Redis 内存：")
+        print(f"三主 Redis 集群；{size:,} 条一标三实人口记录（本轮写入 {added:,} 条，"
+              f"{took:.1f} 秒）；每条记录 Redis 内存：")
         print("\n".join(lines(parts, used / size)))
         print(f"记录键分布：{shares(record_keys)}")
         print(f"记录写入命令分布：{shares(calls)}")
