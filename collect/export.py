@@ -184,14 +184,17 @@ async def _ahead(batches: AsyncIterator[T]) -> AsyncIterator[T]:
     """`batches`, each next one read while the current one is written: Redis and the client's
     reply parsing overlap with the CPU-bound row building."""
     pending = asyncio.ensure_future(anext(batches))
-    while True:
-        try:
-            current = await pending
-        except StopAsyncIteration:
-            return
-        pending = asyncio.ensure_future(anext(batches))
-        await asyncio.sleep(0)  # let it send its request before the writing holds the loop
-        yield current
+    try:
+        while True:
+            try:
+                current = await pending
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(anext(batches))
+            await asyncio.sleep(0)  # let it send its request before the writing holds the loop
+            yield current
+    finally:
+        pending.cancel()  # a writer that failed leaves no read running
 
 
 _STATES = {state.value: state.label for state in ReviewState}
