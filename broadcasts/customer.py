@@ -5,10 +5,14 @@ task      claim the owner's unit → add_msg_template → awaiting_owner; then a
           (tracking.py).
 reconcile a unit left `submitted` (worker died, or the answer was lost): find the task
           WeCom may have created with get_groupmsg_list_v2 + get_groupmsg_send_result; create
-          it again only when two looks, some seconds apart, found none.
+          it again only when two looks, some seconds apart, found none, and no request of
+          the claim can still come (in_flight_until: a claim's lease, then the client's
+          timeouts; a worker whose claim took longer than its lease gives it up unsent).
 """
 
 from __future__ import annotations
+
+import time
 
 from bot.wecom.errors import (
     AmbiguousError,
@@ -42,6 +46,11 @@ from broadcasts.tracking import (
 
 RECONCILE_LOOKS = 2
 RECONCILE_GAP = 10.0  # simulated seconds between looks for a task WeCom may still be creating
+# Real seconds a claim may take before its worker gives it up unsent. A worker can look dead
+# while it is only held up (its liveness key expired during a Redis failover); a unit it
+# claimed is then reconciled by another, which must not call it "never created" while its
+# request may still come: not before this lease and the request's own timeouts have passed.
+CLAIM_LEASE_REAL = 2.0
 
 
 async def create_task(rt: Runtime, job: Job, worker: str) -> Result:
@@ -101,7 +110,7 @@ class _UnitClaim:
         self.rt, self.job, self.worker, self.chats, self.moved = rt, job, worker, chats, False
 
     async def __call__(self) -> None:
-        now = self.rt.clock.now()
+        now, started = self.rt.clock.now(), time.monotonic()
         change = UnitChange(self.job.ref, ["planned"], "submitted",
                             set={"w": self.worker, "st": now, "chats": list(self.chats)})
         state, items = self.rt.state, [Item(c) for c in self.chats]
@@ -110,7 +119,9 @@ class _UnitClaim:
                                          unit=change, durable=True)
         if not claimed.unit_ok:
             raise _NotClaimedError
-        if not claimed.replicated:  # a failover now could lose the claim: take it back
+        # not on a replica (a failover could lose it), or past its lease (another worker
+        # may be reconciling it): take it back, send later
+        if not claimed.replicated or time.monotonic() - started > CLAIM_LEASE_REAL:
             back = UnitChange(self.job.ref, ["submitted"], "planned", fence=self.worker)
             await state.transition(self.job.notice, items, [PairState.SUBMITTED],
                                    PairState.PLANNED, now=now, unit=back)
@@ -238,6 +249,10 @@ async def reconcile(rt: Runtime, job: Job, worker: str) -> Result:
         await task_created(rt, notice, unit, list(unit.chats), msgid, refused, created_at,
                            fence=unit.worker)
         return Result.DONE
+    settled_by = in_flight_until(rt, unit)
+    if rt.clock.now() < settled_by:  # its worker's request may still come: not yet
+        await rt.queue.defer([job], max(settled_by, rt.clock.now() + RECONCILE_GAP))
+        return Result.DONE
     looks = await rt.notices.count(job.notice, f"looks:{job.ref}")
     if looks < RECONCILE_LOOKS:
         await rt.queue.defer([job], rt.clock.now() + RECONCILE_GAP)
@@ -250,6 +265,14 @@ async def reconcile(rt: Runtime, job: Job, worker: str) -> Result:
         log.info("↻ bcast=%s unit=%s never created: creating it", job.notice, job.ref)
         await rt.queue.enqueue([Job("task", job.notice, job.ref)])
     return Result.DONE
+
+
+def in_flight_until(rt: Runtime, unit: Unit) -> float:
+    """Simulated time after which no request of the unit's claim can still reach WeCom: the
+    claim's lease, then a connection and a request at most (the client's timeouts)."""
+    wecom = rt.settings.wecom
+    real = CLAIM_LEASE_REAL + wecom.connect_timeout + wecom.request_timeout + 1.0
+    return unit.submitted_at + real * rt.clock.speed
 
 
 async def find_task(rt: Runtime, notice: Notice, unit: Unit

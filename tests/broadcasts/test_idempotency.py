@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from bot.wecom.simulator import OwnerProfile
-from broadcasts import content
-from broadcasts.customer import create_task
+from broadcasts import content, customer
+from broadcasts.customer import RECONCILE_LOOKS, create_task, in_flight_until, reconcile
 from broadcasts.engine import release
 from broadcasts.models import PairState
-from broadcasts.queue import SHARDS, Job
+from broadcasts.queue import SHARDS, Job, shard_of
 from broadcasts.sending import send_group
 from broadcasts.state import Item, UnitChange
 from registry.models import DeliveryKind
@@ -115,8 +117,12 @@ async def test_task_created_by_a_worker_that_died_is_found_not_recreated(
     assert [t.sender for t in env.sim.tasks()].count(unit.owner) == 1
 
 
+# short client timeouts: a claim's request can no longer come 6 real seconds after it
+QUICK_TIMEOUTS = {"GRIDBOT_WECOM__REQUEST_TIMEOUT": "2", "GRIDBOT_WECOM__CONNECT_TIMEOUT": "1"}
+
+
 async def test_task_the_dead_worker_never_sent_is_created_once(make_env: MakeEnv) -> None:
-    env = await make_env(profile=OwnerProfile.always((5.0, 5.0)))
+    env = await make_env(profile=OwnerProfile.always((5.0, 5.0)), env=QUICK_TIMEOUTS)
     nid = await released(env)
     unit = (await env.rt.state.units(nid))[0]
     await env.rt.state.transition(
@@ -133,3 +139,44 @@ async def test_task_the_dead_worker_never_sent_is_created_once(make_env: MakeEnv
     await env.wait(created, 20, "unit created after reconciling")
     assert [t.sender for t in env.sim.tasks()].count(unit.owner) == 1
     assert int(await env.redis.hget(env.rt.keys.stats(), "reconcile_misses") or 0) >= 2
+
+
+async def ghost_claims(env: Env, nid: int) -> str:
+    """GHOST claims the first unit now and looks dead (no liveness key): as a live worker
+    does while a Redis failover let its key expire."""
+    unit = (await env.rt.state.units(nid))[0]
+    await env.rt.state.transition(
+        nid, [Item(c) for c in unit.chats], [PairState.PLANNED], PairState.SUBMITTED,
+        now=env.clock.now(), worker=GHOST,
+        unit=UnitChange(unit.name, ["planned"], "submitted",
+                        set={"w": GHOST, "st": env.clock.now()}))
+    return unit.name
+
+
+async def test_a_claim_whose_request_may_still_come_is_not_created_again(
+        make_env: MakeEnv) -> None:
+    env = await make_env(profile=OwnerProfile.always((5.0, 5.0)))
+    nid = await released(env)
+    name = await ghost_claims(env, nid)
+    job = Job("reconcile", nid, name)
+    for _ in range(RECONCILE_LOOKS + 1):  # looks enough to call it "never created" at once
+        await reconcile(env.rt, job, "w1")
+    unit = await env.rt.state.unit(nid, name)
+    assert unit is not None and unit.state == "submitted"
+    assert not env.sim.tasks()
+    due = await env.redis.zscore(env.rt.keys.due(shard_of(job)), job.to_json())
+    assert due is not None and due >= int(in_flight_until(env.rt, unit) * 1000)  # later
+
+
+async def test_a_claim_that_outlasted_its_lease_is_given_up_unsent(
+        make_env: MakeEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    env = await make_env(profile=OwnerProfile.always((5.0, 5.0)))
+    nid = await released(env)
+    monkeypatch.setattr(customer, "CLAIM_LEASE_REAL", -1.0)  # every claim is too slow
+    unit = (await env.rt.state.units(nid))[0]
+    job = Job("task", nid, unit.name)
+    await create_task(env.rt, job, "w1")
+    after = await env.rt.state.unit(nid, unit.name)
+    assert after is not None and after.state == "planned"
+    assert not env.sim.tasks()
+    assert await env.redis.zscore(env.rt.keys.due(shard_of(job)), job.to_json()) is not None
