@@ -19,6 +19,7 @@ from redis.exceptions import ResponseError, WatchError
 
 from bot.redis import cluster_of
 from bot.rtypes import smap, text
+from collect.clusterread import get_direct
 from collect.keys import CollectKeys
 from collect.models import STATE, HistoryEntry, Record, RecordKind, ReviewState
 
@@ -92,12 +93,17 @@ class RecordStore:
     async def _packed(self, keys: list[str]) -> list[object]:
         """The packed values of `keys` (None, or an error, where a key is absent or a hash).
 
-        One MGET on one server; on a cluster every record is its own slot, so a pipeline of
-        GETs (the client sends each primary its share at once)."""
+        One MGET on one server; on a cluster every record is its own slot, so each primary's
+        GETs at once on its own connection (collect/clusterread.py), or, when the client's
+        slot map is out of date, a pipeline of GETs through the cluster client."""
         if not keys:
             return []
-        if cluster_of(self._redis) is None:
+        cluster = cluster_of(self._redis)
+        if cluster is None:
             return list(await self._redis.mget(keys))  # MGET answers nil for a hash
+        direct = await get_direct(cluster, keys)
+        if direct is not None:
+            return direct
         async with self._redis.pipeline(transaction=False) as pipe:
             for key in keys:
                 pipe.get(key)

@@ -14,8 +14,10 @@ from openpyxl import load_workbook
 
 from bot.audit import AuditLog
 from bot.clock import Clock
+from bot.redis import cluster_of
 from bot.rtypes import hmapping
 from bot.settings import Settings
+from collect.clusterread import get_direct
 from collect.deps import CollectDeps
 from collect.export import ExportQuery, XlsxSink, _values, columns, export, row_maker, row_of
 from collect.models import Record, RecordKind, ReviewState
@@ -105,6 +107,23 @@ async def test_fast_rows_equal_the_reference(chat: Chat, masked: bool) -> None:
     unit = next(r for r in records if r.kind is RecordKind.UNIT)
     row = row_maker(deps.cipher, columns(RecordKind.UNIT), masked)(json.loads(unit.pack()))
     assert row[1].startswith("'=HYPERLINK"), "formula-looking text is neutralised"
+
+
+async def test_rows_come_whole_when_the_slot_map_is_out_of_date(chat: Chat) -> None:
+    deps = await seed(chat)
+    records = await all_records(deps)
+    ids = [r.id for r in records]
+    cluster = cluster_of(deps.redis)
+    if cluster is not None:  # the client believes P1's slot is on a primary that lacks it
+        keys = deps.keys.records(ids)
+        assert await get_direct(cluster, keys) == [r.pack() for r in records]
+        slot = cluster.keyslot(deps.keys.record("P1"))
+        owner = cluster.nodes_manager.slots_cache[slot][0]
+        other = next(n for n in cluster.get_primaries() if n.name != owner.name)
+        cluster.nodes_manager.slots_cache[slot] = [other]
+        assert await get_direct(cluster, keys) is None, "MOVED: the caller falls back"
+    assert await deps.store.get_rows(ids) == [json.loads(r.pack()) for r in records]
+    assert await deps.store.get_rows(ids) == [json.loads(r.pack()) for r in records]
 
 
 async def test_export_without_state_is_oldest_first_across_states(chat: Chat,
