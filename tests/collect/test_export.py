@@ -15,7 +15,7 @@ from openpyxl import load_workbook
 from bot.audit import AuditLog
 from bot.clock import Clock
 from collect.deps import CollectDeps
-from collect.export import ExportForbiddenError, ExportQuery, export
+from collect.export import CsvSink, ExportForbiddenError, ExportQuery, export
 from collect.models import RecordKind, ReviewState
 from tests.bot.support import gridbot_command, gridbot_env
 from tests.collect.conftest import Chat, chat_deps, template
@@ -161,3 +161,20 @@ def test_xlsx_rolls_over_to_a_new_sheet(tmp_path: Path, monkeypatch: pytest.Monk
     assert [len(s) for s in sheets] == [4, 4, 2], "each sheet repeats the header"
     assert [s[0] for s in sheets] == [["编号", "姓名"]] * 3
     assert sheets[2][1] == ["P6", "=1+1"], "sinks write what they are given; row_of escapes"
+
+
+@pytest.mark.parametrize("rows", [
+    [["P1", "陈静", ""], ["P2", "王伟", "'=1"]],
+    [["P1", "a,b", "c"]], [["P1", 'say "x"', "c"]], [["P1", "two\nlines", ""]],
+    [["P1", "cr\rhere", ""]], [["P1", "", ""], [""]], [["P1", "nul\0", "x"]]])
+def test_csv_rows_are_what_csv_writer_writes(tmp_path: Path, rows: list[list[str]]) -> None:
+    """The sink joins plain rows itself; the file must be csv.writer's, byte for byte."""
+    sink = CsvSink(tmp_path / "out.csv", ["编号", "姓名", "备注"])
+    sink.rows(rows)
+    sink.rows(rows[:1])
+    sink.close()
+    expected = io.StringIO(newline="")
+    writer = csv.writer(expected)
+    writer.writerows([["编号", "姓名", "备注"], *rows, *rows[:1]])
+    assert (tmp_path / "out.csv").read_bytes() == expected.getvalue().encode("utf-8-sig")
+
