@@ -15,10 +15,15 @@ which follows MOVED/ASK and refreshes its map.
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Sequence
 
 from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.connection import Connection
+from redis.crc import key_slot
 from redis.exceptions import RedisError, ResponseError
+
+DEFAULT_TIMEOUT = 10.0  # seconds for a node's replies when the client sets no socket timeout
 
 
 class _Stale(Exception):
@@ -30,48 +35,62 @@ async def get_direct(cluster: RedisCluster, keys: Sequence[str]) -> list[object]
     when the slot cache is out of date (the caller falls back to the cluster client)."""
     try:
         shares = _by_node(cluster, keys)
-        parts = await asyncio.gather(*(_gets(node, [keys[i] for i in where])
-                                       for node, where in shares))
+        parts = await asyncio.gather(*(_gets(node, raw) for node, _, raw in shares))
     except (_Stale, RedisError, OSError):
         return None
     values: list[object] = [None] * len(keys)
-    for (_, where), answers in zip(shares, parts, strict=True):
+    for (_, where, _), answers in zip(shares, parts, strict=True):
         for i, value in zip(where, answers, strict=True):
             values[i] = value
     return values
 
 
-def _by_node(cluster: RedisCluster, keys: Sequence[str]) -> list[tuple[ClusterNode, list[int]]]:
-    """The positions of `keys` grouped by the primary that owns each key's slot."""
+Share = tuple[ClusterNode, list[int], list[bytes]]  # a primary, positions, the keys encoded
+
+
+def _by_node(cluster: RedisCluster, keys: Sequence[str]) -> list[Share]:
+    """`keys` grouped by the primary that owns each key's slot in the client's slot cache."""
     nodes = cluster.nodes_manager
-    groups: dict[str, tuple[ClusterNode, list[int]]] = {}
+    groups: dict[str, Share] = {}
     for i, key in enumerate(keys):
-        node = nodes.get_node_from_slot(cluster.keyslot(key))
+        raw = key.encode()
+        node = nodes.get_node_from_slot(key_slot(raw))
         group = groups.get(node.name)
         if group is None:
-            group = groups[node.name] = (node, [])
+            group = groups[node.name] = (node, [], [])
         group[1].append(i)
+        group[2].append(raw)
     return list(groups.values())
 
 
-async def _gets(node: ClusterNode, keys: list[str]) -> list[object]:
-    """One node's GETs written at once on one of its connections, the replies read in order.
+async def _gets(node: ClusterNode, keys: list[bytes]) -> list[object]:
+    """One node's GETs written at once on one of its connections, the replies read in order
+    under one time limit (redis-py's own per-reply limit costs more than the reply).
     A connection left with replies unread (an error, a cancelled export) is closed."""
     connection = node.acquire_connection()
+    limit = node.connection_kwargs.get("socket_timeout") or DEFAULT_TIMEOUT
     try:
-        await connection.send_packed_command(
-            connection.pack_commands([("GET", key) for key in keys]), check_health=False)
-        answers: list[object] = []
-        for _ in keys:
-            try:
-                answers.append(await connection.read_response())
-            except ResponseError as error:
-                if not str(error).startswith("WRONGTYPE"):
-                    raise _Stale(str(error)) from error  # MOVED, ASK, CLUSTERDOWN, …
-                answers.append(error)
+        await connection.send_packed_command(_pack_gets(keys), check_health=False)
+        async with asyncio.timeout(limit):
+            answers = [await _answer(connection) for _ in keys]
     except BaseException:
         await asyncio.shield(connection.disconnect())
         raise
     finally:
         node.release(connection)
     return answers
+
+
+async def _answer(connection: Connection) -> object:
+    try:
+        return await connection.read_response(timeout=math.inf)  # the caller's limit
+    except ResponseError as error:
+        if str(error).startswith("WRONGTYPE"):
+            return error
+        raise _Stale(str(error)) from error  # MOVED, ASK, CLUSTERDOWN, …
+
+
+def _pack_gets(keys: list[bytes]) -> bytes:
+    """GET commands in RESP (redis-py's packer costs a few µs a command)."""
+    return b"".join([b"*2\r\n$3\r\nGET\r\n$%d\r\n%b\r\n" % (len(key), key)
+                     for key in keys])
