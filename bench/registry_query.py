@@ -84,8 +84,10 @@ async def history_bytes(registry: Registry, city: City, sample: int = 500) -> fl
     """Average MEMORY USAGE of a group's history stream, over a sample of groups."""
     step = max(1, len(city.groups) // sample)
     sizes = []
-    for group in city.groups[::step]:
-        size = await registry.redis.memory_usage(registry.keys.history(group.chat_id))
+    sample_ids = [g.chat_id for g in city.groups[::step]]
+    for chat_id, home in zip(sample_ids, await registry.homes(sample_ids), strict=True):
+        key = registry.shard_keys(home or "-").history(chat_id)
+        size = await registry.redis.memory_usage(key)
         sizes.append(int(size or 0))
     return statistics.fmean(sizes)
 

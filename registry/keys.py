@@ -1,8 +1,18 @@
 """Every Redis key of the registry, built in one place.
 
-All registry keys share the `{reg}` hash tag: the upsert scripts derive the keys of a group's
-ancestors from the tree stored in Redis, so everything they may touch must live in one
-Redis Cluster slot. The registry is small (about 2 KB per group), so one slot is no burden.
+The registry lives in shards, each one Redis Cluster slot (layout 4, store.py):
+  - the index, hash tag `{reg}`: the tree (nodes, kids, names, levels), people, staff and
+    roles, the layout, sync state, bindings, move requests, and `gshard` (chat id -> the
+    shards that may hold the group, the first one holding it) with `shards` (every shard in
+    use) and `moving` (groups between two shards). It grows with the tree and the staff, not
+    with the groups' rows, packs, counts or history;
+  - one shard per 县区, hash tag `{reg:<county code>}` (`{reg:-}`: groups on no county, e.g.
+    unplaced or hung on the city): its groups' rows, packs, pack sums, counts, names, unplaced
+    reasons and history, and the per-node indexes (packs, sums, counts) of every ancestor of
+    its groups, counting only its own groups; a node above the 县区 is the sum over shards.
+A write script runs in one shard and touches only that shard's keys; the caller reads the
+group's ancestors from the index and passes them in. Layout 3 kept everything under `{reg}`:
+`RegistryKeys(keys)` (the index) still names those old group keys for the migration.
 """
 
 from __future__ import annotations
@@ -12,6 +22,11 @@ from dataclasses import dataclass
 from bot.keys import Keys
 
 TAG = "{reg}"
+NO_COUNTY = "-"  # the shard of groups with no 县区 on their path
+
+
+def shard_tag(shard: str) -> str:
+    return "{reg:" + shard + "}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,13 +34,31 @@ class RegistryKeys:
     """Key builders; `prefix` is what the Lua scripts prepend to derived key names."""
 
     keys: Keys
+    tag: str = TAG
+
+    def shard(self, shard: str) -> RegistryKeys:
+        """The keys of one shard (its groups, packs, counts, history)."""
+        return RegistryKeys(self.keys, shard_tag(shard))
 
     @property
     def prefix(self) -> str:
-        return self.keys.k(TAG, "")
+        return self.keys.k(self.tag, "")
 
     def _k(self, *parts: object) -> str:
-        return self.keys.k(TAG, *parts)
+        return self.keys.k(self.tag, *parts)
+
+    # index: where groups are
+    def group_shards(self) -> str:  # hash chat_id -> shards holding it, the first one its home
+        return self._k("gshard")
+
+    def shards(self) -> str:  # set of every shard in use
+        return self._k("shards")
+
+    def moving(self) -> str:  # set of chat ids between two shards (a move or a crash in one)
+        return self._k("moving")
+
+    def tree_version(self) -> str:  # bumped when a node changes parent or level
+        return self._k("treever")
 
     # tree
     def nodes(self) -> str:  # hash code -> Node JSON

@@ -24,8 +24,9 @@ MAX_GROUPS = 250_000  # ~130 MB of Groups (the benchmark measures ~520 B each)
 MAX_SELECTIONS = 4096
 FREEZE_AT = 20_000  # groups decoded at once: a cold start or a whole-city read
 
-# (dismissed?, include codes, exclude codes): the shape of one query's whole-pack part
-Selection = tuple[bool, tuple[str, ...], tuple[str, ...]]
+# (space, include codes, exclude codes): the shape of one query's whole-pack part in one
+# space, the shard and the active or dismissed packs read there ("<shard>|" or "<shard>|g")
+Selection = tuple[str, tuple[str, ...], tuple[str, ...]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +41,14 @@ class Pack:
         """The pack's groups that hang on `nodes` (a building of its grid, say)."""
         return Pack(self.node, self.sha1, tuple(g for g in self.groups if g.node in nodes))
 
+    def only_from(self, shard: str, homes: Mapping[str, str]) -> Pack:
+        """The pack read from `shard` without the groups whose home is another shard (a
+        copy a move between shards has not dropped yet)."""
+        if not any(homes.get(g.chat_id, shard) != shard for g in self.groups):
+            return self
+        kept = tuple(g for g in self.groups if homes.get(g.chat_id, shard) == shard)
+        return Pack(self.node, self.sha1, kept)
+
 
 def held_arg(held: Mapping[str, Pack]) -> str:
     """The held packs as the query script reads them: "node US sha1 US" each."""
@@ -51,7 +60,7 @@ class PackCache:
 
     def __init__(self, max_groups: int = MAX_GROUPS) -> None:
         self.max_groups = max_groups
-        self._packs: dict[tuple[bool, str], Pack] = {}
+        self._packs: dict[tuple[str, str], Pack] = {}
         self._groups = 0
         self._seen: dict[Selection, tuple[str, ...]] = {}
         self.decoded = 0  # packs decoded so far: what a benchmark or test reads
@@ -65,7 +74,7 @@ class PackCache:
         return self._groups
 
     def held(
-        self, dismissed: bool, selection: Selection, extras: Iterable[str]
+        self, space: str, selection: Selection, extras: Iterable[str]
     ) -> dict[str, Pack]:
         """The held packs the query script is told about: those the same selection read last
         time, or (a selection not seen before) every held pack; and the held `extras`.
@@ -76,10 +85,10 @@ class PackCache:
         packs = self._packs
         seen = self._seen.get(selection)
         if seen is None:
-            found = {n: p for (d, n), p in packs.items() if d == dismissed}
+            found = {n: p for (d, n), p in packs.items() if d == space}
         else:
-            found = {n: p for n in seen if (p := packs.get((dismissed, n))) is not None}
-        found.update((n, p) for n in extras if (p := packs.get((dismissed, n))) is not None)
+            found = {n: p for n in seen if (p := packs.get((space, n))) is not None}
+        found.update((n, p) for n in extras if (p := packs.get((space, n))) is not None)
         return found
 
     def remember(self, selection: Selection, nodes: Sequence[str]) -> None:
@@ -89,7 +98,7 @@ class PackCache:
             del self._seen[next(iter(self._seen))]
 
     def take(
-        self, dismissed: bool, state: str, stale: Sequence[str], held: Mapping[str, Pack]
+        self, space: str, state: str, stale: Sequence[str], held: Mapping[str, Pack]
     ) -> list[Pack]:
         """The packs of a query reply, in order: `state` is "node US sha1" of every pack read,
         joined by US; `stale` is node, rows, node, rows … of those not in `held`.
@@ -106,7 +115,7 @@ class PackCache:
             if groups is None:
                 out.append(held[node])
             else:
-                out.append(self._store(dismissed, Pack(node, sha1, groups)))
+                out.append(self._store(space, Pack(node, sha1, groups)))
         return out
 
     def _decode(self, bodies: Sequence[str]) -> list[tuple[Group, ...]]:
@@ -126,11 +135,11 @@ class PackCache:
                 gc.freeze()
             return out
 
-    def _store(self, dismissed: bool, pack: Pack) -> Pack:
-        old = self._packs.pop((dismissed, pack.node), None)
+    def _store(self, space: str, pack: Pack) -> Pack:
+        old = self._packs.pop((space, pack.node), None)
         if old is not None:
             self._groups -= len(old.groups)
-        self._packs[(dismissed, pack.node)] = pack
+        self._packs[(space, pack.node)] = pack
         self._groups += len(pack.groups)
         while self._groups > self.max_groups and len(self._packs) > 1:
             evicted = self._packs.pop(next(iter(self._packs)))

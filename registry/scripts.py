@@ -1,15 +1,17 @@
 """Lua scripts of the registry: each write of a node, group or person is one atomic script.
 
-Every script gets the registry key prefix (ending in "{reg}:") as ARGV[1] and derives the
-other key names from it, so a write and all the per-ancestor indexes it maintains land in
-one slot (see keys.py). KEYS[1] is the main hash, declared so a cluster client routes the call.
+Every script gets the key prefix of the one slot it runs in (the index, "…{reg}:", or a
+shard, "…{reg:<county>}:"; keys.py) as ARGV[1] and derives the other key names from it, so
+a write and all the per-ancestor indexes it maintains land in that slot. KEYS[1] is the main
+hash, declared so a cluster client routes the call. A group's ancestors come from the index
+(ROUTE) and are passed to the shard's write script (UPSERT_GROUP).
 """
 
 from __future__ import annotations
 
-# Walks parent pointers. Returns the codes root first and the index of the group's "pack
+# Walks parent pointers. Returns the codes root first, the index of the group's "pack
 # node" among them (the deepest 网格 on the path, else the deepest 乡镇街道/县区/市; store.py
-# PACK_LEVELS), or nil for an unknown node or a cycle.
+# PACK_LEVELS) and the levels, or nil for an unknown node or a cycle.
 _ANCESTORS = r"""
 local PACK_LEVELS = {city = true, county = true, township = true, grid = true}
 local function ancestors(P, code)
@@ -28,7 +30,7 @@ local function ancestors(P, code)
   for i = #levels, 1, -1 do
     if PACK_LEVELS[levels[i]] then pack = i; break end
   end
-  return out, pack
+  return out, pack, levels
 end
 """
 
@@ -39,6 +41,32 @@ if not codes then return {} end
 local out = {}
 for i, c in ipairs(codes) do out[i] = redis.call('HGET', P .. 'nodes', c) end
 return out
+"""
+
+# Index slot. Where a group write goes: the shard of the group's node (its 县区's code, "-"
+# on no 县区), its ancestors (root first, joined by ",") and pack index, with the tree
+# version they were read at and the shards `gshard` names for the group. A group not in
+# `gshard` yet is claimed for the shard, so two first writes agree on its home.
+# ARGV: prefix, node ('' for an unplaced group), chat id.
+# Returns {version, held shards, shard, pack index (-1: unknown node), codes}.
+ROUTE = _ANCESTORS + r"""
+local P, node, id = ARGV[1], ARGV[2], ARGV[3]
+local version = redis.call('GET', P .. 'treever') or '0'
+local codes, pack, levels, shard = {}, 0, {}, '-'
+if node ~= '' then
+  codes, pack, levels = ancestors(P, node)
+  if not codes then return {version, '', '', -1, ''} end
+  for i, level in ipairs(levels) do
+    if level == 'county' then shard = codes[i]; break end
+  end
+end
+local held = redis.call('HGET', P .. 'gshard', id)
+if not held or held ~= shard then redis.call('SADD', P .. 'shards', shard) end
+if not held then
+  held = shard
+  redis.call('HSET', P .. 'gshard', id, shard)
+end
+return {version, held, shard, pack, table.concat(codes, ',')}
 """
 
 # ARGV: prefix, code, node json, parent, name, level.
@@ -62,7 +90,10 @@ if old then
   local o = cjson.decode(old)
   if o['parent'] ~= parent then redis.call('SREM', P .. 'kids:' .. o['parent'], code) end
   -- a new parent or level can change the path and the pack of the groups below
-  if o['parent'] ~= parent or o['level'] ~= level then moved = 1 end
+  if o['parent'] ~= parent or o['level'] ~= level then
+    moved = 1
+    redis.call('INCR', P .. 'treever')  -- group writers routed on the old tree retry
+  end
   redis.call('SREM', P .. 'name:' .. o['name'], code)
   redis.call('SREM', P .. 'level:' .. o['level'], code)
 end
@@ -74,9 +105,11 @@ if moved == 1 then return 2 end
 return 1
 """
 
-# ARGV: prefix, chat_id, content row (codec.py, without updated_at), kind, node, state, name,
-#       members, now, actor, source, unplaced reason json, mode (any|absent|match|reindex),
-#       expected stored row.
+# Shard slot. ARGV: prefix, chat_id, content row (codec.py, without updated_at), kind, node,
+#       state, name, members, now, actor, source, unplaced reason json,
+#       mode (any|absent|match|reindex|move|drop), expected stored row, pack index,
+#       ancestor codes (root first, joined by ","; ROUTE), and for a move: the row the old
+#       shard holds and its history entries (joined by newlines).
 # The stored row is the content plus US and `now`; comparisons strip that last field again.
 # Indexes kept here (keys.py): the row also sits in its pack (`pack:`/`gpack:` + pack node,
 # rows joined by newlines), every ancestor of the pack node refcounts it in `packs:`/`gpacks:`
@@ -84,9 +117,12 @@ return 1
 # ancestor of the group counts it per kind in `count:`, and `gmeta` remembers where it was
 # indexed ("pack index|codes") so the next write can undo exactly that. Mode "reindex"
 # rebuilds the indexes of an unchanged record (a layout upgrade) and keeps its updated_at.
+# Mode "move" writes a group that another shard holds: a copy left here by an interrupted
+# move is unindexed, the history is the old shard's plus this change, and an unchanged
+# record keeps its updated_at. Mode "drop" removes the group and everything it indexed here.
 # Returns {status, what}: status 0 unchanged, 1 written, -1 unknown node, -2 conflict (the
 # record is not what the caller read). `what` names the history entry written ('' for none).
-UPSERT_GROUP = _ANCESTORS + r"""
+UPSERT_GROUP = r"""
 local FIELDS = {'chat_id', 'name', 'kind', 'node', 'owner', 'member_count', 'state',
                 'webhook_key', 'tags', 'dismissed_at'}
 local NAME, KIND, NODE, MEMBERS, STATE = 2, 3, 4, 6, 7
@@ -104,18 +140,19 @@ end
 local old = redis.call('HGET', P .. 'groups', id)
 if mode == 'match' and old ~= ARGV[14] then return {-2, ''} end
 if mode == 'absent' and old then return {-2, ''} end
-local oldcontent = old and string.match(old, '^(.*)\31[^\31]*$')
+-- the record this write changes: here, or in the shard it moves from
+local prev = old
+if mode == 'move' then prev = ARGV[17] ~= '' and ARGV[17] or nil end
+local oldcontent = prev and string.match(prev, '^(.*)\31[^\31]*$')
 
-local anc, packidx = {}, 0
-if node ~= '' then
-  anc, packidx = ancestors(P, node)
-  if not anc then return {-1, ''} end
-end
-local meta = packidx .. '|' .. table.concat(anc, ',')
+local anc, packidx = {}, tonumber(ARGV[15])
+for c in string.gmatch(ARGV[16], '[^,]+') do anc[#anc + 1] = c end
+local meta = packidx .. '|' .. ARGV[16]
 local oldmeta = redis.call('HGET', P .. 'gmeta', id) or '0|'
 local unplaced = state == 'active' and node == ''
+if mode == 'drop' and not old then return {0, ''} end
 
-if oldcontent == content and oldmeta == meta and mode ~= 'reindex' then
+if oldcontent == content and oldmeta == meta and mode ~= 'reindex' and mode ~= 'move' then
   if unplaced and reason ~= '' then redis.call('HSET', P .. 'unplaced', id, reason) end
   return {0, ''}
 end
@@ -201,8 +238,18 @@ if old then
   index(oldanc, tonumber(pidx), o[KIND], tonumber(o[MEMBERS]), o[STATE] == 'active', nil, -1)
   name_index(o[NAME], false)
 end
--- a reindex (layout rebuild) keeps the record's own updated_at
-if mode == 'reindex' and old then now = string.match(old, '\31([^\31]*)$') end
+if mode == 'drop' then
+  stamp_packs()
+  redis.call('HDEL', P .. 'groups', id)
+  redis.call('HDEL', P .. 'gmeta', id)
+  redis.call('HDEL', P .. 'unplaced', id)
+  redis.call('DEL', P .. 'hist:' .. id)
+  return {1, ''}
+end
+-- a reindex (layout rebuild) keeps the record's own updated_at, so does an unchanged move
+if (mode == 'reindex' or mode == 'move' and oldcontent == content) and prev then
+  now = string.match(prev, '\31([^\31]*)$')
+end
 local row = content .. '\31' .. now
 index(anc, packidx, kind, members, state == 'active', row, 1)
 stamp_packs()
@@ -215,6 +262,13 @@ else
 end
 redis.call('HSET', P .. 'groups', id, row)
 redis.call('HSET', P .. 'gmeta', id, meta)
+if mode == 'move' then
+  redis.call('DEL', P .. 'hist:' .. id)
+  for entry in string.gmatch(ARGV[18], '[^\n]+') do
+    redis.call('RPUSH', P .. 'hist:' .. id, entry)
+  end
+  o = prev and split(prev, '\31')
+end
 
 if oldcontent == content then return {1, ''} end
 local what, diff = 'created', cjson.encode(content)

@@ -4,6 +4,8 @@ Subtree queries are index reads, not tree walks: each group's row also sits in t
 its 网格 (on no grid, as a 村社区's own group: of its 乡镇街道, or of its 县区 or the city
 when it hangs that high), every ancestor lists the packs below it with their SHA-1
 (`psum:<code>`), and `count:<code>` holds per-kind group and member totals for every node.
+All of that sits in the group's shard, the slot of its 县区 (shards.py); a node above the
+县区 sums the shards below it, read in one pipelined round trip.
 A whole city is ~2,300 small packs read in one script call, and a breakdown is one HGETALL;
 each process keeps the packs it decoded (packcache.py) and re-reads only those whose SHA-1
 changed. One Lua script per
@@ -29,14 +31,16 @@ from tqdm import tqdm
 
 from bot.clock import Clock
 from bot.keys import Keys
+from bot.redis import scan_pages
 from registry.codec import (
     US,
+    clean,
     decode_group,
-    group_content,
     group_dict,
     normalise_group,
     typed_field,
 )
+from registry.keys import NO_COUNTY, RegistryKeys
 from registry.models import (
     DeliveryKind,
     Group,
@@ -46,12 +50,15 @@ from registry.models import (
     UnplacedGroup,
 )
 from registry.packcache import MAX_GROUPS, Pack, PackCache, Selection, held_arg
-from registry.people import PeopleStore
-from registry.replies import mapping, opt, optionals, text, texts
+from registry.replies import mapping, opt, text, texts
+from registry.shards import ConflictError, ShardStore
 from registry.tree import RegistryError, UnknownNodeError
 
 SYSTEM = "system"
-LAYOUT = "3"  # the index layout: packs per 网格 or 乡镇街道, with SHA-1 sums (keys.py)
+# the layout: packs per 网格 or 乡镇街道, with SHA-1 sums, in per-县区 shards (keys.py)
+LAYOUT = "4"
+LEGACY_KEYS = ("groups", "gmeta", "gname", "unplaced", "packsum", "gpacksum", "hist:*",
+               "pack:*", "gpack:*", "packs:*", "gpacks:*", "psum:*", "gpsum:*", "count:*")
 log = logging.getLogger(__name__)
 NODE = attrgetter("node")
 MAX_TRIES = 20
@@ -66,10 +73,6 @@ SUM_LEVELS = PACK_LEVELS | {Level.VILLAGE}
 __all__ = ["ConflictError", "GroupWrite", "Registry", "RegistryError", "UnknownNodeError"]
 
 
-class ConflictError(RegistryError):
-    """The record changed under a read-modify-write too many times in a row."""
-
-
 @dataclass(frozen=True, slots=True)
 class GroupWrite:
     """Outcome of one group write: the group as it now is, and what the history says."""
@@ -82,7 +85,7 @@ class GroupWrite:
 Change = Callable[[Group | None], Group | None]
 
 
-class Registry(PeopleStore):
+class Registry(ShardStore):
     """Reads and writes the registry. Besides the connection it holds only a PackCache, which
     Redis validates on every read (see packcache.py)."""
 
@@ -122,7 +125,7 @@ class Registry(PeopleStore):
         updates (owner from one event, member count from another) never undo each other.
         """
         for _ in range(MAX_TRIES):
-            stored = opt(await self.redis.hget(self.keys.groups(), chat_id))
+            [stored] = await self._rows([chat_id])
             current = decode_group(stored) if stored else None
             new = change(current)
             if new is None:
@@ -140,10 +143,26 @@ class Registry(PeopleStore):
         self, group: Group, actor: str, source: str, *, mode: str, expected: str = "",
         reason: str = "",
     ) -> GroupWrite:
-        args = self._group_args(group, actor, source, mode, expected, reason)
-        status, what = await self._upsert_group(keys=[self.keys.groups()], args=args)
-        self._check(group, int(status))
-        return GroupWrite(normalise_group(group), int(status) == 1, text(what))
+        """Route the write, run it in its shard (moving the group there if need be); again
+        on the new path when the tree changed meanwhile (the content is then stored)."""
+        first: GroupWrite | None = None
+        for _ in range(MAX_TRIES):
+            [route] = await self._routes([group])
+            if route.pack < 0:
+                self._check(group, -1)
+            if route.moves:
+                status, what = await self._move(group, route, actor, source, mode, expected,
+                                                reason)
+            else:
+                args = self._group_args(group, actor, source, mode, expected, reason, route)
+                status, what = await self._write_in(route, args)
+            self._check(group, status)
+            write = GroupWrite(normalise_group(group), status == 1, what)
+            first = write if first is None else first
+            if await self.tree_version() == route.version:
+                return first
+            mode, expected = "any", ""
+        raise ConflictError(f"群 {group.chat_id} 所在的网格树正被频繁修改，请稍后重试")
 
     @staticmethod
     def _check(group: Group, status: int) -> None:
@@ -151,16 +170,6 @@ class Registry(PeopleStore):
             raise UnknownNodeError(f"节点 {group.node} 不存在（群 {group.name or group.chat_id}）")
         if status == -2:
             raise ConflictError(f"群 {group.chat_id} 已被修改")
-
-    def _group_args(
-        self, group: Group, actor: str, source: str, mode: str, expected: str, reason: str
-    ) -> list[str | int]:
-        return [
-            self.keys.prefix, group.chat_id, group_content(group), group.kind.value, group.node,
-            group.state.value, group.name, group.member_count, f"{self.clock.now():.3f}", actor,
-            source, reason, mode, expected,
-            json.dumps(group_dict(normalise_group(group)), ensure_ascii=False),
-        ]
 
     async def upsert_groups(
         self, groups: Iterable[Group], *, actor: str = SYSTEM, source: str = "",
@@ -172,42 +181,70 @@ class Registry(PeopleStore):
         """
         items, why = list(groups), reasons or {}
 
-        def args(g: Group) -> list[str | int]:
-            reason = "" if g.node else _reason_json(*why.get(g.chat_id, ("", ())))
-            return self._group_args(g, actor, source, "any", "", reason)
+        def reason(g: Group) -> str:
+            return "" if g.node else _reason_json(*why.get(g.chat_id, ("", ())))
 
-        results = await self._pipelined(
-            self._upsert_group, self.keys.groups(), [args(g) for g in items], batch
-        )
-        for group, (status, _what) in zip(items, results, strict=True):
-            self._check(group, int(status))
-        return [int(status) == 1 for status, _what in results]
+        out: list[bool] = []
+        for start in range(0, len(items), batch):
+            out += await self._upsert_batch(items[start:start + batch], actor, source, reason)
+        return out
+
+    async def _upsert_batch(
+        self, items: list[Group], actor: str, source: str, reason: Callable[[Group], str]
+    ) -> list[bool]:
+        """One batch: routed and written in two pipelined round trips; groups that move
+        between shards, or whose path changed meanwhile, one by one."""
+        routes = await self._routes(items)
+        direct = [i for i, r in enumerate(routes) if r.pack >= 0 and not r.moves]
+        calls = [([self.shard_keys(routes[i].shard).groups()],
+                  self._group_args(items[i], actor, source, "any", "", reason(items[i]),
+                                   routes[i])) for i in direct]
+        replies = await self._pipelined_calls(self._upsert_group, calls, len(calls) or 1)
+        changed: dict[int, bool] = {}
+        for i, (status, _what) in zip(direct, replies, strict=True):
+            self._check(items[i], int(status))
+            changed[i] = int(status) == 1
+        version = await self.tree_version()
+        for i, (group, route) in enumerate(zip(items, routes, strict=True)):
+            if route.pack < 0:
+                self._check(group, -1)
+            if i not in changed or route.version != version:
+                write = await self._write(group, actor, source, mode="any",
+                                          reason=reason(group))
+                changed[i] = changed.get(i, False) or write.changed
+        return [changed[i] for i in range(len(items))]
 
     async def _reindex(self, code: str) -> None:
-        """A node moved: re-run the group script so the indexes follow the new path.
+        """A node moved: re-run the group script so the indexes follow the new path (into
+        another shard if the node changed 县区).
 
         The groups are found by where they were indexed (gmeta), as the packs still hold them
         at the old place. A rare admin operation, so a scan is fine.
         """
-        moved = []
-        async for chat_id, meta in self.redis.hscan_iter(self.keys.group_meta(), count=1000):
-            if code in text(meta).partition("|")[2].split(","):
-                moved.append(text(chat_id))
-        for group in await self.groups(moved):
+        moved: dict[str, None] = {}
+        for shard in await self.all_shards():
+            gmeta = self.shard_keys(shard).group_meta()
+            async for chat_id, meta in self.redis.hscan_iter(gmeta, count=1000):
+                if code in text(meta).partition("|")[2].split(","):
+                    moved[text(chat_id)] = None
+        for group in await self.groups(list(moved)):
             await self._write(group, SYSTEM, "reindex", mode="any")
 
     async def ensure_layout(self, *, wait_seconds: float = 900.0) -> bool:
         """Rebuild the indexes when they were written by a gridbot with an older layout
-        (another choice of pack nodes, or no pack sums); True when this process rebuilt them.
+        (another choice of pack nodes, no pack sums, or all in one slot); True when this
+        process rebuilt them.
 
         Every process calls this at start; one rebuilds under a lock, the others wait for it,
-        so no process reads half-built indexes. The rebuild re-runs the write script on every
-        placed group (history and updated_at untouched) and is safe to repeat if cut short.
+        so no process reads half-built indexes. The rebuild moves the groups of a one-slot
+        registry (layout 3 and before) into their shards, re-runs the write script on every
+        other placed group (history and updated_at untouched), and is safe to repeat if cut
+        short.
         """
         k = self.keys
         if text(await self.redis.get(k.layout())) == LAYOUT:
             return False
-        if not await self.redis.hlen(k.groups()):
+        if not await self.redis.hlen(k.groups()) and not await self.all_shards():
             await self.redis.set(k.layout(), LAYOUT)
             return False
         lock = k.layout() + ":lock"
@@ -226,13 +263,58 @@ class Registry(PeopleStore):
 
     async def _rebuild_indexes(self, batch: int = 500) -> None:
         log.warning("网格索引为旧版格式，正在重建（每个群重写一次索引，记录和历史不变）")
-        placed = [g for g in await self.all_groups() if g.node]
-        arglists = [self._group_args(g, SYSTEM, "layout", "reindex", "", "") for g in placed]
-        for start in tqdm(range(0, len(arglists), batch), desc="重建索引", unit="批",
-                          disable=len(arglists) < 5000):
-            await self._pipelined(self._upsert_group, self.keys.groups(),
-                                  arglists[start:start + batch], batch)
-        log.warning("网格索引重建完成：%d 个群", len(placed))
+        migrated = await self._migrate_one_slot(batch)
+        placed = [g for g in await self.all_groups() if g.node and g.chat_id not in migrated]
+        for start in tqdm(range(0, len(placed), batch), desc="重建索引", unit="批",
+                          disable=len(placed) < 5000):
+            part = placed[start:start + batch]
+            routes = await self._routes(part)
+            calls = [([self.shard_keys(r.shard).groups()],
+                      self._group_args(g, SYSTEM, "layout", "reindex", "", "", r))
+                     for g, r in zip(part, routes, strict=True) if not r.moves and r.pack >= 0]
+            await self._pipelined_calls(self._upsert_group, calls, batch)
+            for group, route in zip(part, routes, strict=True):
+                if route.moves or route.pack < 0:
+                    await self._write(group, SYSTEM, "layout", mode="any")
+        log.warning("网格索引重建完成：%d 个群", len(placed) + len(migrated))
+
+    async def _migrate_one_slot(self, batch: int) -> set[str]:
+        """Move the groups a one-slot registry (layout ≤ 3: every key under `{reg}`, which
+        the index's key builders still name) holds into their shards, with their history
+        and unplaced reasons, then delete the old group keys; the chat ids moved."""
+        old = self.keys
+        rows = mapping(await self.redis.hgetall(old.groups()))
+        reasons = mapping(await self.redis.hgetall(old.unplaced()))
+        ids = sorted(rows)
+        for start in tqdm(range(0, len(ids), batch), desc="迁移到分片", unit="批",
+                          disable=len(ids) < 5000):
+            part = ids[start:start + batch]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for chat_id in part:
+                    pipe.lrange(old.history(chat_id), 0, -1)
+                histories = await pipe.execute()
+            groups = [decode_group(rows[i]) for i in part]
+            routes = [r if r.pack >= 0 else r._replace(shard=NO_COUNTY, pack=0, codes="")
+                      for r in await self._routes(groups)]
+            calls = [([self.shard_keys(r.shard).groups()], self._group_args(
+                g, SYSTEM, "layout", "move", "", reasons.get(g.chat_id, ""), r,
+                rows[g.chat_id], "\n".join(texts(h))))
+                for g, r, h in zip(groups, routes, histories, strict=True)]
+            await self._pipelined_calls(self._upsert_group, calls, batch)
+            for group, route in zip(groups, routes, strict=True):
+                if route.moves:  # an earlier, interrupted migration
+                    await self.finish_move(group.chat_id, route.shard, route.held)
+        await self._delete_one_slot_keys()
+        return set(ids)
+
+    async def _delete_one_slot_keys(self) -> None:
+        prefix = self.keys.prefix
+        exact = {prefix + name for name in LEGACY_KEYS if not name.endswith("*")}
+        starts = tuple(prefix + name[:-1] for name in LEGACY_KEYS if name.endswith("*"))
+        async for _, found in scan_pages(self.redis, prefix + "*", 1000):
+            old = [key for key in found if key in exact or key.startswith(starts)]
+            if old:
+                await self.redis.delete(*old)
 
     async def warm(self) -> int:
         """Decode every active pack into this process's cache; the groups read (logged)."""
@@ -246,24 +328,41 @@ class Registry(PeopleStore):
         return count
 
     async def group(self, chat_id: str) -> Group | None:
-        stored = opt(await self.redis.hget(self.keys.groups(), chat_id))
-        return decode_group(stored) if stored else None
+        found = await self.groups([chat_id])
+        return found[0] if found else None
 
     async def groups(self, chat_ids: Sequence[str]) -> list[Group]:
         """The records of `chat_ids` that exist, in the given order."""
-        if not chat_ids:
-            return []
-        stored = optionals(await self.redis.hmget(self.keys.groups(), list(chat_ids)))
-        return [decode_group(record) for record in stored if record]
+        return [decode_group(row) for row in await self._rows(chat_ids) if row]
 
     async def all_groups(self) -> list[Group]:
         """Every group record (placed, unplaced, dismissed), by chat id."""
-        stored = mapping(await self.redis.hgetall(self.keys.groups()))
+        stored = await self._from_every_shard(lambda k: k.groups())
         return [decode_group(stored[i]) for i in sorted(stored)]
 
+    async def _from_every_shard(
+        self, key: Callable[[RegistryKeys], str]
+    ) -> dict[str, str]:
+        """The hash `key` of every shard merged, by chat id: a group's home copy wins."""
+        homes = await self.moving_homes()
+        shards = await self.all_shards()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in shards:
+                pipe.hgetall(key(self.shard_keys(shard)))
+            replies = await pipe.execute()
+        out: dict[str, str] = {}
+        for shard, reply in zip(shards, replies, strict=True):
+            out.update((c, v) for c, v in mapping(reply).items() if homes.get(c, shard) == shard)
+        return out
+
     async def groups_named(self, name: str) -> list[Group]:
-        ids = text(await self.redis.hget(self.keys.group_names(), name))
-        return await self.groups(sorted(ids.split()))
+        shards = await self.all_shards()
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in shards:
+                pipe.hget(self.shard_keys(shard).group_names(), name)
+            replies = await pipe.execute()
+        ids = {c for reply in replies for c in text(reply).split()}
+        return [g for g in await self.groups(sorted(ids)) if g.name == clean(name)]
 
     async def groups_under(self, code: str, *, include_dismissed: bool = False) -> list[Group]:
         """Active placed groups at or below `code`, then the dismissed ones if asked.
@@ -307,10 +406,10 @@ class Registry(PeopleStore):
         def below(among: Sequence[str]) -> list[str]:  # part of the pack they sit in
             return sorted({c for c in among if c in nodes and nodes[c].level not in PACK_LEVELS})
 
-        whole, parts = summed(codes), await self._parts(below(codes))
+        whole, (parts, where) = summed(codes), await self._parts(below(codes))
         skip, drop_nodes = summed(exclude), await self._subtrees(below(exclude))
         drop_ids = {c for c in exclude if c not in nodes}
-        whole_packs, part_packs = await self._read_packs(dismissed, whole, parts, skip)
+        whole_packs, part_packs = await self._read_packs(dismissed, whole, where, skip)
         if part_packs:  # merged into pack order; only their selected nodes
             allowed = set().union(*parts.values())
             whole_packs = sorted([*whole_packs, *(p.only(allowed) for p in part_packs)],
@@ -321,27 +420,49 @@ class Registry(PeopleStore):
         return groups
 
     async def _read_packs(
-        self, dismissed: bool, whole: list[str], parts: Mapping[str, object], skip: list[str]
+        self, dismissed: bool, whole: list[str], where: Mapping[str, str], skip: list[str]
     ) -> tuple[list[Pack], list[Pack]]:
-        """The packs under `whole` and the packs named in `parts`, minus those under `skip`."""
-        selection: Selection = (dismissed, tuple(whole), tuple(skip))
-        held = self.pack_cache.held(dismissed, selection, parts)
-        args = [self.keys.prefix, "1" if dismissed else "0", len(whole), *whole,
-                len(parts), *sorted(parts), len(skip), *skip, held_arg(held)]
-        reply = await self._packs_under(keys=[self.keys.groups()], args=args)
-        packs = self.pack_cache.take(dismissed, text(reply[1]), texts(reply[2:]), held)
-        n_whole = int(reply[0])
-        whole_packs = sorted(packs[:n_whole], key=NODE)
-        self.pack_cache.remember(selection, [p.node for p in whole_packs])
-        return whole_packs, packs[n_whole:]
+        """The packs under `whole` and the packs `where` names (pack node -> its shard),
+        minus those under `skip`: one script call per shard that may hold them, all in one
+        round trip; a group between shards only from its home."""
+        shards = sorted({*(await self.shards_for(whole) if whole else ()), *where.values()})
+        calls, plans = [], []
+        for shard in shards:
+            space = f"{shard}|{'g' if dismissed else ''}"
+            extras = sorted(p for p, s in where.items() if s == shard)
+            selection: Selection = (space, tuple(whole), tuple(skip))
+            held = self.pack_cache.held(space, selection, extras)
+            k = self.shard_keys(shard)
+            calls.append(([k.groups()], [
+                k.prefix, "1" if dismissed else "0", len(whole), *whole, len(extras), *extras,
+                len(skip), *skip, held_arg(held)]))
+            plans.append((shard, space, selection, held))
+        replies = await self._pipelined_calls(self._packs_under, calls, len(calls) or 1)
+        homes = await self.moving_homes()
+        whole_packs: list[Pack] = []
+        part_packs: list[Pack] = []
+        for (shard, space, selection, held), reply in zip(plans, replies, strict=True):
+            packs = self.pack_cache.take(space, text(reply[1]), texts(reply[2:]), held)
+            n_whole = int(reply[0])
+            self.pack_cache.remember(selection, [p.node for p in packs[:n_whole]])
+            if homes:
+                packs = [p.only_from(shard, homes) for p in packs]
+            whole_packs += packs[:n_whole]
+            part_packs += packs[n_whole:]
+        return sorted(whole_packs, key=NODE), part_packs
 
-    async def _parts(self, codes: Sequence[str]) -> dict[str, set[str]]:
-        """Pack node -> the nodes selected in it, for codes below 网格 level."""
+    async def _parts(
+        self, codes: Sequence[str]
+    ) -> tuple[dict[str, set[str]], dict[str, str]]:
+        """For codes below 网格 level: pack node -> the nodes selected in it, and pack node
+        -> the shard holding the pack."""
         parts: dict[str, set[str]] = {}
+        where: dict[str, str] = {}
         for code, path in (await self.paths(codes)).items():
             pack = next((n.code for n in reversed(path) if n.level in PACK_LEVELS), code)
             parts.setdefault(pack, set()).update(await self.subtree_codes(code))
-        return parts
+            where[pack] = next((n.code for n in path if n.level is Level.COUNTY), NO_COUNTY)
+        return parts, where
 
     async def _subtrees(self, codes: Sequence[str]) -> set[str]:
         return {c for code in codes for c in await self.subtree_codes(code)}
@@ -355,9 +476,18 @@ class Registry(PeopleStore):
         return (await self._counts(code))[1]
 
     async def _counts(self, code: str) -> tuple[dict[DeliveryKind, int], dict[DeliveryKind, int]]:
-        raw = mapping(await self.redis.hgetall(self.keys.counts(code)))
-        groups = {kind: int(raw.get(kind.value, 0)) for kind in DeliveryKind}
-        members = {kind: int(raw.get("m:" + kind.value, 0)) for kind in DeliveryKind}
+        """Summed over the shards below `code` (one per 县区; above a 县区, several)."""
+        shards = await self.shards_for([code])
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for shard in shards:
+                pipe.hgetall(self.shard_keys(shard).counts(code))
+            replies = [mapping(r) for r in await pipe.execute()]
+
+        def total(field: str) -> int:
+            return sum(int(raw.get(field, 0)) for raw in replies)
+
+        groups = {kind: total(kind.value) for kind in DeliveryKind}
+        members = {kind: total("m:" + kind.value) for kind in DeliveryKind}
         return groups, members
 
     async def dismiss_group(
@@ -399,7 +529,10 @@ class Registry(PeopleStore):
 
     async def history(self, chat_id: str) -> list[GroupChange]:
         """The group's changes, oldest first (the last 1,000)."""
-        entries = texts(await self.redis.lrange(self.keys.history(chat_id), 0, -1))
+        [home] = await self.homes([chat_id])
+        if home is None:
+            return []
+        entries = texts(await self.redis.lrange(self.shard_keys(home).history(chat_id), 0, -1))
         out = []
         for index, entry in enumerate(entries, start=1):
             f = json.loads(entry)
@@ -412,7 +545,7 @@ class Registry(PeopleStore):
 
     async def unplaced(self) -> list[UnplacedGroup]:
         """Active groups no node could be found for, with the reason; by chat id."""
-        reasons = mapping(await self.redis.hgetall(self.keys.unplaced()))
+        reasons = await self._from_every_shard(lambda k: k.unplaced())
         out = []
         for group in await self.groups(sorted(reasons)):
             raw = json.loads(reasons[group.chat_id] or "{}")
@@ -425,12 +558,11 @@ class Registry(PeopleStore):
     async def dump(self) -> dict[str, Any]:
         """A canonical, comparable picture of the registry (timestamps and history aside)."""
         out: dict[str, Any] = {}
-        for name, key in (("nodes", self.keys.nodes()), ("groups", self.keys.groups()),
-                          ("people", self.keys.people())):
+        for name, key in (("nodes", self.keys.nodes()), ("people", self.keys.people())):
             raw = mapping(await self.redis.hgetall(key))
-            decode = (lambda v: group_dict(decode_group(v))) if name == "groups" else json.loads
-            out[name] = {k: decode(raw[k]) for k in sorted(raw)}
-        out["unplaced"] = sorted(mapping(await self.redis.hgetall(self.keys.unplaced())))
+            out[name] = {k: json.loads(raw[k]) for k in sorted(raw)}
+        out["groups"] = {g.chat_id: group_dict(g) for g in await self.all_groups()}
+        out["unplaced"] = sorted(await self._from_every_shard(lambda k: k.unplaced()))
         return out
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
-from bot.batching import eval_many
+from bot.batching import Call, eval_many
 from bot.clock import Clock
 from bot.keys import Keys
 from registry import scripts
@@ -40,6 +40,7 @@ class TreeStore:
         self.keys = RegistryKeys(keys)
         self.clock = clock
         self._path = redis.register_script(scripts.PATH)
+        self._route = redis.register_script(scripts.ROUTE)
         self._upsert_node = redis.register_script(scripts.UPSERT_NODE)
         self._upsert_group = redis.register_script(scripts.UPSERT_GROUP)
         self._upsert_person = redis.register_script(scripts.UPSERT_PERSON)
@@ -72,10 +73,16 @@ class TreeStore:
         self, script: AsyncScript, key: str, arglists: Sequence[Sequence[str | int]], batch: int
     ) -> list[Any]:
         """Run `script` once per argument list, `batch` calls per round trip."""
+        return await self._pipelined_calls(script, [([key], a) for a in arglists], batch)
+
+    async def _pipelined_calls(
+        self, script: AsyncScript, calls: Sequence[Call], batch: int
+    ) -> list[Any]:
+        """Run `script` once per (keys, args), `batch` calls per round trip (any slots)."""
         out: list[Any] = []
-        for start in range(0, len(arglists), batch):
-            calls = [([key], list(args)) for args in arglists[start:start + batch]]
-            results = await eval_many(self.redis, str(script.script), script.sha, calls)
+        for start in range(0, len(calls), batch):
+            results = await eval_many(self.redis, str(script.script), script.sha,
+                                      calls[start:start + batch])
             for result in results:
                 if isinstance(result, Exception):
                     raise result

@@ -12,6 +12,7 @@ from bot.clock import Clock
 from bot.keys import Keys
 from registry.city import City
 from registry.importer import Importer, ImportResult
+from registry.keys import RegistryKeys
 from registry.models import Level, Node
 from registry.placement import Placer
 from registry.store import Registry
@@ -75,8 +76,13 @@ async def small_registry(registry: Registry, small_city: City, tmp_path: Path) -
 
 
 async def assert_sums_agree(registry: Registry) -> None:
-    """Every `psum:<code>` lists exactly the packs `packs:<code>` counts, with their SHA-1."""
-    redis, k = registry.redis, registry.keys
+    """In every shard, every `psum:<code>` lists exactly the packs `packs:<code>` counts,
+    with their SHA-1."""
+    for shard in await registry.all_shards():
+        await _sums_agree(registry.redis, registry.shard_keys(shard))
+
+
+async def _sums_agree(redis: aioredis.Redis, k: RegistryKeys) -> None:
     for dismissed in (False, True):
         sums = await redis.hgetall(k.all_pack_sums(dismissed=dismissed))
         for pn, sha1 in sums.items():

@@ -20,22 +20,25 @@ from registry.codec import ROW, US, group_content
 from registry.divisions import CITY_CODE
 from registry.models import DeliveryKind, Group, Level
 from registry.packcache import FREEZE_AT, PackCache
-from registry.scripts import UPSERT_GROUP
 from registry.store import Registry
 from tests.registry.conftest import assert_sums_agree, import_city
+from tests.registry.one_slot import OneSlotRegistry
 
 COUNTY = "141102"  # 离石区, the small city's only county
 LAYOUT1_UPSERT = Path(__file__).with_name("layout1_upsert_group.lua")
+LAYOUT3_UPSERT = Path(__file__).with_name("layout3_upsert_group.lua")
 
 
 def layout2_upsert() -> str:
-    """Layout 2 differed from today's only in its pack levels: 村社区 held their own packs."""
+    """Layout 2 differed from layout 3 only in its pack levels: 村社区 held their own packs."""
     old = "local PACK_LEVELS = {city = true, county = true, township = true, grid = true}"
-    assert old in UPSERT_GROUP
-    return UPSERT_GROUP.replace(old, old[:-1] + ", village = true}")
+    layout3 = LAYOUT3_UPSERT.read_text(encoding="utf-8")
+    assert old in layout3
+    return layout3.replace(old, old[:-1] + ", village = true}")
 
 
-OLD_LAYOUTS = {"1": lambda: LAYOUT1_UPSERT.read_text(encoding="utf-8"), "2": layout2_upsert}
+OLD_LAYOUTS = {"1": lambda: LAYOUT1_UPSERT.read_text(encoding="utf-8"), "2": layout2_upsert,
+               "3": lambda: LAYOUT3_UPSERT.read_text(encoding="utf-8")}
 
 
 def fresh(registry: Registry) -> Registry:
@@ -105,21 +108,25 @@ async def test_rewritten_data_is_read_again_not_served_from_memory(
 async def test_indexes_of_an_older_gridbot_are_rebuilt_once_at_start(
     registry: Registry, small_city: City, tmp_path: Path, redis: aioredis.Redis, layout: str
 ) -> None:
-    """Data written with layout 1 (packs per 村社区, no sums) or 2 (packs per 网格 and
-    村社区) reads the same after the rebuild as data written by this version; the rebuild
-    runs once and keeps history."""
+    """Data written with layout 1 (packs per 村社区, no sums), 2 (packs per 网格 and 村社区)
+    or 3 (as now, but all in the one slot `{reg}`) reads the same after the rebuild (which
+    moves it into the per-县区 shards) as data written by this version; the rebuild runs once
+    and keeps history; no group key is left in `{reg}`."""
     await import_city(registry, small_city, tmp_path)
     expected = await registry.groups_under(CITY_CODE, include_dismissed=True)
     expected_dump = await registry.dump()
     history = await registry.history(expected[0].chat_id)
 
     await redis.flushdb()
-    old = Registry(redis, Keys(registry.keys.keys.prefix), registry.clock)
-    old._upsert_group = redis.register_script(OLD_LAYOUTS[layout]())
+    old = OneSlotRegistry(redis, Keys(registry.keys.keys.prefix), registry.clock,
+                          OLD_LAYOUTS[layout]())
     await import_city(old, small_city, tmp_path / "old")
+    await old.forget_shards()
+    await redis.set(registry.keys.layout(), layout)
+    assert await redis.hlen(registry.keys.groups()) == len(small_city.groups)  # in `{reg}`
     villages = [n.code for n in small_city.nodes if n.level is Level.VILLAGE]
     own_packs = sum([await redis.exists(registry.keys.pack(v)) for v in villages])
-    assert own_packs > 0  # villages held their own packs: the old layout indeed
+    assert (own_packs > 0) is (layout != "3")  # villages held their own packs up to layout 2
     if layout == "1":
         assert await redis.exists(registry.keys.pack_sums(CITY_CODE)) == 0  # no sums yet
 
@@ -133,7 +140,13 @@ async def test_indexes_of_an_older_gridbot_are_rebuilt_once_at_start(
         h.what for h in history]
     await same_as_fresh(starting)
     await assert_sums_agree(starting)
-    assert sum([await redis.exists(registry.keys.pack(v)) for v in villages]) == 0
+    shard = starting.shard_keys(COUNTY)
+    assert sum([await redis.exists(shard.pack(v)) for v in villages]) == 0
+    assert await redis.hlen(shard.groups()) == len(small_city.groups)
+    index_only = ("nodes", "kids:", "name:", "level:", "people", "staff:", "role:", "layout",
+                  "gshard", "shards", "bound")
+    left = [key async for key in redis.scan_iter(registry.keys.prefix + "*")]
+    assert left and all(k[len(registry.keys.prefix):].startswith(index_only) for k in left), left
 
 
 def _same_times(groups: list[Group], stored: list[Group]) -> list[Group]:
@@ -157,7 +170,7 @@ async def test_a_pack_without_its_sum_is_read_from_its_rows(
     building = next(g for g in await small_registry.groups_under(CITY_CODE)
                     if g.node.count("-") == 2)
     await same_as_fresh(small_registry, building.node)
-    await redis.delete(small_registry.keys.all_pack_sums())
+    await redis.delete(small_registry.shard_keys(COUNTY).all_pack_sums())
     decoded = small_registry.pack_cache.decoded
     assert building in await small_registry.groups_under(building.node)
     assert small_registry.pack_cache.decoded == decoded + 1
@@ -199,10 +212,10 @@ def test_a_big_decode_is_frozen_out_of_later_collections() -> None:
     try:
         assert gc.isenabled()
         state, stale = bodies(FREEZE_AT // 10, 50)
-        PackCache().take(False, state, stale, {})
+        PackCache().take("", state, stale, {})
         assert gc.get_freeze_count() == 0 and gc.isenabled()
         state, stale = bodies(FREEZE_AT, 500)
-        packs = PackCache().take(False, state, stale, {})
+        packs = PackCache().take("", state, stale, {})
         assert sum(len(p.groups) for p in packs) == FREEZE_AT
         assert gc.get_freeze_count() > FREEZE_AT and gc.isenabled()
     finally:

@@ -6,7 +6,6 @@ import asyncio
 from dataclasses import replace
 
 import pytest
-import redis.asyncio as aioredis
 
 from registry.models import DeliveryKind, Group, GroupState, Level, Node, Person, Role
 from registry.store import Registry, RegistryError, UnknownNodeError
@@ -171,7 +170,7 @@ async def test_a_village_selects_its_own_groups_and_its_grids(tree: Registry) ->
     village, grid = "141181001001", "141181001001-G01"
     await tree.upsert_groups([group("wr1", village), group("wr2", B1), group("wr3", B3),
                               group("wr4", "141181001"), group("wr5", "141181101201")])
-    newyi = await tree.redis.get(tree.keys.pack("141181001"))  # 新义街道's pack
+    newyi = await tree.redis.get(tree.shard_keys("141181").pack("141181001"))  # 新义街道's pack
     assert sorted(row.split("\x1f")[0] for row in newyi.split("\n")) == ["wr1", "wr4"]
     assert [g.chat_id for g in await tree.groups_under(village)] == ["wr1", "wr2", "wr3"]
     assert [g.chat_id for g in await tree.groups_under(grid)] == ["wr2"]
@@ -234,7 +233,7 @@ async def test_a_node_changing_level_reindexes_its_groups(tree: Registry) -> Non
     assert [g.chat_id for g in await tree.groups_under(TREE[4].code)] == ["wr1"]
     # wr1 now in 新义街道's pack, then wr2 in the pack of 东关二网格 (a longer code)
     assert [g.chat_id for g in await tree.groups_under("141181001001")] == ["wr1", "wr2"]
-    assert await tree.redis.exists(tree.keys.pack(TREE[4].code)) == 0
+    assert await tree.redis.exists(tree.shard_keys("141181").pack(TREE[4].code)) == 0
     await tree.dismiss_group("wr1", 1.0)
     assert [g.chat_id for g in await tree.groups_under("141181001001")] == ["wr2"]
     assert await tree.groups_under(TREE[4].code) == []
@@ -264,15 +263,6 @@ async def test_people_coverage_and_nearest_staff(tree: Registry) -> None:
     assert await tree.covers("gw1", B3) and not await tree.covers("gw1", B1)
     with pytest.raises(UnknownNodeError):
         await tree.upsert_person(Person("x", "某人", Role.GRID_WORKER, ("141181009",)))
-
-
-async def test_all_registry_keys_share_one_cluster_slot(
-    tree: Registry, redis: aioredis.Redis
-) -> None:
-    await tree.upsert_group(group("wr1", B1))
-    await tree.upsert_person(Person("gw1", "王网格", Role.GRID_WORKER, ("141181001001-G01",)))
-    keys = [k async for k in redis.scan_iter("gridbot:*")]
-    assert keys and all("{reg}" in k for k in keys)
 
 
 def test_decoded_rows_equal_constructed_groups() -> None:
