@@ -43,30 +43,71 @@ for i, c in ipairs(codes) do out[i] = redis.call('HGET', P .. 'nodes', c) end
 return out
 """
 
-# Index slot. Where a group write goes: the shard of the group's node (its 县区's code, "-"
-# on no 县区), its ancestors (root first, joined by ",") and pack index, with the tree
-# version they were read at and the shards `gshard` names for the group. A group not in
-# `gshard` yet is claimed for the shard, so two first writes agree on its home.
-# ARGV: prefix, node ('' for an unplaced group), chat id.
-# Returns {version, held shards, shard, pack index (-1: unknown node), codes}.
-ROUTE = _ANCESTORS + r"""
+# Index slot. `where`: the shard of the groups on a node (its 乡镇街道's code, else its
+# 县区's, else "-"; shards.shard_of), their pack index and ancestors (root first, joined by
+# ","), or nil for an unknown node. `claim`: the shards `gshard` names for each group, a
+# group not there yet claimed for its shard (so two first writes agree on its home), and
+# every shard written to listed in `shards`. A few commands per batch, not per group: the
+# index must not become the busy slot.
+_WHERE = _ANCESTORS + r"""
+local function where(P, node)
+  if node == '' then return '-', 0, '' end
+  local codes, pack, levels = ancestors(P, node)
+  if not codes then return nil end
+  local township, county = nil, nil
+  for i, level in ipairs(levels) do
+    if level == 'township' and not township then township = codes[i] end
+    if level == 'county' and not county then county = codes[i] end
+  end
+  return township or county or '-', pack, table.concat(codes, ',')
+end
+local function claim(P, ids, shards)
+  local held = redis.call('HMGET', P .. 'gshard', unpack(ids))
+  local new, used, list = {}, {}, {}
+  for i, id in ipairs(ids) do
+    if not held[i] then
+      held[i] = shards[i]
+      new[#new + 1] = id; new[#new + 1] = shards[i]
+      used[shards[i]] = true
+    elseif held[i] ~= shards[i] then
+      used[shards[i]] = true
+    end
+  end
+  if #new > 0 then redis.call('HSET', P .. 'gshard', unpack(new)) end
+  for shard in pairs(used) do list[#list + 1] = shard end
+  if #list > 0 then redis.call('SADD', P .. 'shards', unpack(list)) end
+  return held
+end
+"""
+
+# Where one group write goes. ARGV: prefix, node ('' for an unplaced group), chat id.
+# Returns {tree version, held shards, shard, pack index (-1: unknown node), codes}.
+ROUTE = _WHERE + r"""
 local P, node, id = ARGV[1], ARGV[2], ARGV[3]
 local version = redis.call('GET', P .. 'treever') or '0'
-local codes, pack, levels, shard = {}, 0, {}, '-'
-if node ~= '' then
-  codes, pack, levels = ancestors(P, node)
-  if not codes then return {version, '', '', -1, ''} end
-  for i, level in ipairs(levels) do
-    if level == 'county' then shard = codes[i]; break end
-  end
+local shard, pack, codes = where(P, node)
+if not shard then return {version, '', '', -1, ''} end
+return {version, claim(P, {id}, {shard})[1], shard, pack, codes}
+"""
+
+# Where a batch of group writes goes, for its distinct nodes. ARGV: prefix, nodes….
+# Returns {tree version, shard, pack index (-1: unknown node), codes, shard, …} in order.
+PLACES = _WHERE + r"""
+local P = ARGV[1]
+local out = {redis.call('GET', P .. 'treever') or '0'}
+for i = 2, #ARGV do
+  local shard, pack, codes = where(P, ARGV[i])
+  if not shard then shard, pack, codes = '', -1, '' end
+  out[#out + 1] = shard; out[#out + 1] = pack; out[#out + 1] = codes
 end
-local held = redis.call('HGET', P .. 'gshard', id)
-if not held or held ~= shard then redis.call('SADD', P .. 'shards', shard) end
-if not held then
-  held = shard
-  redis.call('HSET', P .. 'gshard', id, shard)
-end
-return {version, held, shard, pack, table.concat(codes, ',')}
+return out
+"""
+
+# ARGV: prefix, chat id, shard, chat id, shard, … Returns the held shards of each (CLAIM).
+CLAIM = _WHERE + r"""
+local ids, shards = {}, {}
+for i = 2, #ARGV, 2 do ids[#ids + 1] = ARGV[i]; shards[#shards + 1] = ARGV[i + 1] end
+return claim(ARGV[1], ids, shards)
 """
 
 # ARGV: prefix, code, node json, parent, name, level.

@@ -1,13 +1,14 @@
-"""Where each group lives: the registry's shards, one Redis Cluster slot per 县区 (keys.py).
+"""Where each group lives: the registry's shards, one Redis Cluster slot per 乡镇街道 (keys.py).
 
-A group's row, its packs, counts and history sit in the shard of its 县区 (`{reg:<code>}`;
-`{reg:-}` on no 县区); the index slot `{reg}` keeps the tree and `gshard`, which names the
-shards that may hold each group, the first one holding it (its home). A write asks the index
-for the group's route (ROUTE: its ancestors, its shard, the tree version) and runs the write
-script in that shard. A node changing parent or level bumps the tree version; a write that
-sees the version change under it writes again on the new path.
+A group's row, its packs, counts and history sit in the shard of its 乡镇街道
+(`{reg:<code>}`; a group hung on a 县区 itself: the 县区's; on neither: `{reg:-}`); the
+index slot `{reg}` keeps the tree and `gshard`, which names the shards that may hold each
+group, the first one holding it (its home). A write asks the index for the group's route
+(ROUTE: its ancestors, its shard, the tree version) and runs the write script in that
+shard. A node changing parent or level bumps the tree version; a write that sees the
+version change under it writes again on the new path.
 
-A group moving to another 县区 (a re-placement, a node moved, the layout migration) is
+A group moving to another 乡镇街道 (a re-placement, a node moved, the layout migration) is
 written in the new shard before the old copy goes, in an order a crash at any step leaves
 readable: `gshard` names both shards (home first) and lists the group in `moving`; the new
 shard gets the record (with the old shard's history); `gshard` names the new shard first;
@@ -21,9 +22,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
+import redis.asyncio as aioredis
+
+from bot.clock import Clock
+from bot.keys import Keys
 from registry.codec import group_content, normalise_group
-from registry.keys import NO_COUNTY, RegistryKeys
-from registry.models import DeliveryKind, Group, Level
+from registry.keys import NO_SHARD, RegistryKeys
+from registry.models import DeliveryKind, Group, Level, Node
 from registry.people import PeopleStore
 from registry.replies import opt, optionals, text, texts
 from registry.tree import RegistryError
@@ -61,6 +66,11 @@ def without(shards: Sequence[str], shard: str) -> list[str]:
 class ShardStore(PeopleStore):
     """Routing, moving and reading groups across the shards."""
 
+    def __init__(self, redis: aioredis.Redis, keys: Keys, clock: Clock) -> None:
+        super().__init__(redis, keys, clock)
+        self._paths_version = ""
+        self._paths: dict[str, frozenset[str]] = {}  # shard -> codes on its path
+
     def shard_keys(self, shard: str) -> RegistryKeys:
         return self.keys.shard(shard)
 
@@ -68,9 +78,41 @@ class ShardStore(PeopleStore):
         return text(await self.redis.get(self.keys.tree_version())) or "0"
 
     async def _routes(self, groups: Sequence[Group]) -> list[Route]:
-        args = [[self.keys.prefix, normalise_group(g).node, g.chat_id] for g in groups]
-        replies = await self._pipelined(self._route, self.keys.group_shards(), args, GROUP_BATCH)
-        return [parse_route(r) for r in replies]
+        """Where each write goes: one script for one group; for a batch, the places of its
+        distinct nodes, then the claims of its groups, a script call per GROUP_BATCH each
+        (the index does a few commands per node and per batch, not per group)."""
+        k = self.keys
+        if len(groups) == 1:
+            group = groups[0]
+            reply = await self._route(keys=[k.group_shards()],
+                                      args=[k.prefix, normalise_group(group).node, group.chat_id])
+            return [parse_route(reply)]
+        places = await self._places_of(sorted({normalise_group(g).node for g in groups}))
+        known = [g for g in groups if places[normalise_group(g).node][2] >= 0]
+        held: dict[str, str] = {}
+        for start in range(0, len(known), GROUP_BATCH):
+            part = known[start:start + GROUP_BATCH]
+            pairs = [x for g in part for x in (g.chat_id, places[normalise_group(g).node][1])]
+            reply = await self._claim(keys=[k.group_shards()], args=[k.prefix, *pairs])
+            held.update(zip((g.chat_id for g in part), texts(reply), strict=True))
+        out = []
+        for group in groups:
+            version, shard, pack, codes = places[normalise_group(group).node]
+            out.append(Route(version, tuple(held.get(group.chat_id, "").split()), shard, pack,
+                             codes))
+        return out
+
+    async def _places_of(self, nodes: Sequence[str]) -> dict[str, tuple[str, str, int, str]]:
+        """node -> (tree version, shard, pack index (-1: unknown node), ancestor codes)."""
+        out: dict[str, tuple[str, str, int, str]] = {}
+        for start in range(0, len(nodes), GROUP_BATCH):
+            part = nodes[start:start + GROUP_BATCH]
+            reply = await self._places(keys=[self.keys.nodes()], args=[self.keys.prefix, *part])
+            version, rest = text(reply[0]), reply[1:]
+            for i, node in enumerate(part):
+                shard, pack, codes = rest[3 * i:3 * i + 3]
+                out[node] = (version, text(shard), int(pack), text(codes))
+        return out
 
     def _group_args(
         self, group: Group, actor: str, source: str, mode: str, expected: str, reason: str,
@@ -169,20 +211,43 @@ class ShardStore(PeopleStore):
 
     async def shards_for(self, codes: Sequence[str]) -> list[str]:
         """The shards that may hold groups at or below any of `codes`: a code at or below
-        a 县区 has one; a code above, every shard of a 县区 below it, and the no-县区 one."""
+        a 乡镇街道 has one; a code above, every shard below it, the shard of a 县区 it is
+        in (groups hung on the 县区 itself), and "-" when it is above every 县区."""
         paths = await self.paths(sorted(set(codes)))
         out: set[str] = set()
-        above: set[str] = set()
-        for path in paths.values():
-            county = next((n.code for n in path if n.level is Level.COUNTY), None)
-            if county is not None:
-                out.add(county)
-            elif path:
-                above.add(path[-1].code)
+        above = [path for path in paths.values()
+                 if path and not any(n.level is Level.TOWNSHIP for n in path)]
+        out.update(shard_of(path) for path in paths.values() if path and path not in above)
         if above:
-            shards = await self.all_shards()
-            counties = await self.paths([s for s in shards if s != NO_COUNTY])
-            out.update(s for s, path in counties.items()
-                       if above & {n.code for n in path})
-            out.add(NO_COUNTY)
+            where = await self._shard_paths()
+            for path in above:
+                on_path = {n.code for n in path}
+                out.update(s for s, at in where.items() if s in on_path or path[-1].code in at)
+                if not any(n.level is Level.COUNTY for n in path):
+                    out.add(NO_SHARD)
         return sorted(out)
+
+    async def _shard_paths(self) -> dict[str, frozenset[str]]:
+        """Every shard in use -> the codes on its node's path. Kept per tree version: a
+        query above a 乡镇街道 would otherwise walk the paths of every shard in the index."""
+        k = self.keys
+        async with self.redis.pipeline(transaction=False) as pipe:  # one slot: the index
+            pipe.get(k.tree_version())
+            pipe.smembers(k.shards())
+            version, members = await pipe.execute()
+        if text(version) != self._paths_version:
+            self._paths_version, self._paths = text(version), {}
+        missing = [s for s in texts(members) if s != NO_SHARD and s not in self._paths]
+        for shard, path in (await self.paths(missing)).items():
+            self._paths[shard] = frozenset(n.code for n in path)
+        return {s: self._paths.get(s, frozenset()) for s in texts(members)}
+
+
+def shard_of(path: Sequence[Node]) -> str:
+    """The shard of the groups on the node that ends `path` (scripts.ROUTE does the same):
+    its 乡镇街道, else its 县区, else "-"."""
+    for level in (Level.TOWNSHIP, Level.COUNTY):
+        found = next((n.code for n in path if n.level is level), None)
+        if found is not None:
+            return found
+    return NO_SHARD

@@ -4,13 +4,13 @@ Subtree queries are index reads, not tree walks: each group's row also sits in t
 its 网格 (on no grid, as a 村社区's own group: of its 乡镇街道, or of its 县区 or the city
 when it hangs that high), every ancestor lists the packs below it with their SHA-1
 (`psum:<code>`), and `count:<code>` holds per-kind group and member totals for every node.
-All of that sits in the group's shard, the slot of its 县区 (shards.py); a node above the
-县区 sums the shards below it, read in one pipelined round trip.
-A whole city is ~2,300 small packs read in one script call, and a breakdown is one HGETALL;
-each process keeps the packs it decoded (packcache.py) and re-reads only those whose SHA-1
-changed. One Lua script per
-write keeps the record, those indexes, the name index and the group's history consistent,
-so any number of gridbot processes can write concurrently. Layout: keys.py; scripts:
+All of that sits in the group's shard, the slot of its 乡镇街道 (shards.py); a node above
+the 乡镇街道 sums the shards below it, read in one pipelined round trip.
+A whole city is ~2,300 small packs read in one round trip, and a breakdown is one HGETALL
+per shard; each process keeps the packs it decoded (packcache.py) and re-reads only those
+whose SHA-1 changed. One Lua script per write keeps the record, those indexes, the name
+index and the group's history consistent, so any number of gridbot processes can write
+concurrently. Layout: keys.py; scripts:
 scripts.py; the tree: tree.py; people: people.py.
 """
 
@@ -40,7 +40,7 @@ from registry.codec import (
     normalise_group,
     typed_field,
 )
-from registry.keys import NO_COUNTY, RegistryKeys
+from registry.keys import NO_SHARD, RegistryKeys
 from registry.models import (
     DeliveryKind,
     Group,
@@ -51,11 +51,11 @@ from registry.models import (
 )
 from registry.packcache import MAX_GROUPS, Pack, PackCache, Selection, held_arg
 from registry.replies import mapping, opt, text, texts
-from registry.shards import ConflictError, ShardStore
+from registry.shards import ConflictError, ShardStore, shard_of
 from registry.tree import RegistryError, UnknownNodeError
 
 SYSTEM = "system"
-# the layout: packs per 网格 or 乡镇街道, with SHA-1 sums, in per-县区 shards (keys.py)
+# the layout: packs per 网格 or 乡镇街道, with SHA-1 sums, in per-乡镇街道 shards (keys.py)
 LAYOUT = "4"
 LEGACY_KEYS = ("groups", "gmeta", "gname", "unplaced", "packsum", "gpacksum", "hist:*",
                "pack:*", "gpack:*", "packs:*", "gpacks:*", "psum:*", "gpsum:*", "count:*")
@@ -216,7 +216,7 @@ class Registry(ShardStore):
 
     async def _reindex(self, code: str) -> None:
         """A node moved: re-run the group script so the indexes follow the new path (into
-        another shard if the node changed 县区).
+        another shard if the node changed 乡镇街道).
 
         The groups are found by where they were indexed (gmeta), as the packs still hold them
         at the old place. A rare admin operation, so a scan is fine.
@@ -294,7 +294,7 @@ class Registry(ShardStore):
                     pipe.lrange(old.history(chat_id), 0, -1)
                 histories = await pipe.execute()
             groups = [decode_group(rows[i]) for i in part]
-            routes = [r if r.pack >= 0 else r._replace(shard=NO_COUNTY, pack=0, codes="")
+            routes = [r if r.pack >= 0 else r._replace(shard=NO_SHARD, pack=0, codes="")
                       for r in await self._routes(groups)]
             calls = [([self.shard_keys(r.shard).groups()], self._group_args(
                 g, SYSTEM, "layout", "move", "", reasons.get(g.chat_id, ""), r,
@@ -461,7 +461,7 @@ class Registry(ShardStore):
         for code, path in (await self.paths(codes)).items():
             pack = next((n.code for n in reversed(path) if n.level in PACK_LEVELS), code)
             parts.setdefault(pack, set()).update(await self.subtree_codes(code))
-            where[pack] = next((n.code for n in path if n.level is Level.COUNTY), NO_COUNTY)
+            where[pack] = shard_of(path)
         return parts, where
 
     async def _subtrees(self, codes: Sequence[str]) -> set[str]:
@@ -476,7 +476,7 @@ class Registry(ShardStore):
         return (await self._counts(code))[1]
 
     async def _counts(self, code: str) -> tuple[dict[DeliveryKind, int], dict[DeliveryKind, int]]:
-        """Summed over the shards below `code` (one per 县区; above a 县区, several)."""
+        """Summed over the shards below `code` (one per 乡镇街道; above it, several)."""
         shards = await self.shards_for([code])
         async with self.redis.pipeline(transaction=False) as pipe:
             for shard in shards:

@@ -41,6 +41,8 @@ class TreeStore:
         self.clock = clock
         self._path = redis.register_script(scripts.PATH)
         self._route = redis.register_script(scripts.ROUTE)
+        self._places = redis.register_script(scripts.PLACES)
+        self._claim = redis.register_script(scripts.CLAIM)
         self._upsert_node = redis.register_script(scripts.UPSERT_NODE)
         self._upsert_group = redis.register_script(scripts.UPSERT_GROUP)
         self._upsert_person = redis.register_script(scripts.UPSERT_PERSON)

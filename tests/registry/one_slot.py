@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from bot.clock import Clock
 from bot.keys import Keys
-from registry.keys import NO_COUNTY, RegistryKeys
+from registry.keys import NO_SHARD, RegistryKeys
 from registry.models import Group
 from registry.shards import Route
 from registry.store import Registry
@@ -30,13 +30,13 @@ class OneSlotRegistry(Registry):
         return [r._replace(held=(r.shard,)) for r in await super()._routes(groups)]
 
     async def homes(self, chat_ids: Sequence[str]) -> list[str | None]:
-        return [NO_COUNTY] * len(chat_ids)
+        return [NO_SHARD] * len(chat_ids)
 
     async def all_shards(self) -> list[str]:
-        return [NO_COUNTY]
+        return [NO_SHARD]
 
     async def shards_for(self, codes: Sequence[str]) -> list[str]:
-        return [NO_COUNTY]
+        return [NO_SHARD]
 
     async def forget_shards(self) -> None:
         """Leave no trace of layout 4 (the routes claimed shards in the index)."""

@@ -1,6 +1,6 @@
-"""The registry's shards: one slot per 县区 beside a small index (real redis-server).
+"""The registry's shards: one slot per 乡镇街道 beside a small index (real redis-server).
 
-A group lives in the shard of its 县区; moving it to another 县区 (a re-placement, its node
+A group lives in the shard of its 乡镇街道; moving it to another 乡镇街道 (a re-placement, its node
 moved, a write that raced a tree change) leaves it in exactly one shard, and a move cut
 short at any step reads as if it had not happened until the next write finishes it.
 """
@@ -21,7 +21,8 @@ from tests.registry.conftest import TREE, assert_sums_agree
 
 B1 = "141181001001-G01-B001"  # 孝义市 东关社区 1号楼
 LONGFENG = "141102001001-G01-B001"  # 离石区 龙凤社区 1号楼
-XIAOYI, LISHI = "141181", "141102"
+XIAOYI, LISHI = "141181", "141102"  # 县区
+XINYI, BINHE = "141181001", "141102001"  # 新义街道 and 滨河街道: shards
 
 
 def group(chat_id: str, node: str, **kw: object) -> Group:
@@ -33,27 +34,31 @@ def slot(key: str) -> int:
     return int(key_slot(key.encode()))
 
 
-async def test_groups_sit_in_their_county_shard_and_the_tree_in_the_index(
+async def test_groups_sit_in_their_township_shard_and_the_tree_in_the_index(
     tree: Registry, redis: aioredis.Redis
 ) -> None:
-    await tree.upsert_groups([group("wr1", B1), group("wr2", LONGFENG), group("wr3", "")])
+    await tree.upsert_groups([group("wr1", B1), group("wr2", LONGFENG), group("wr3", ""),
+                              group("wr4", XIAOYI)])  # wr4 hangs on the 县区 itself
     await tree.upsert_person(Person("gw1", "王网格", Role.GRID_WORKER, ("141181001001-G01",)))
-    assert await tree.all_shards() == ["-", LISHI, XIAOYI]
+    assert await tree.all_shards() == ["-", BINHE, XIAOYI, XINYI]
     keys = [k async for k in redis.scan_iter("gridbot:*")]
     tags = {k[k.index("{"):k.index("}") + 1] for k in keys}
-    assert tags == {"{reg}", "{reg:141181}", "{reg:141102}", "{reg:-}"}
+    assert tags == {"{reg}", "{reg:141181001}", "{reg:141102001}", "{reg:141181}", "{reg:-}"}
     for tag in tags:  # a shard is one slot
         assert len({slot(k) for k in keys if tag in k}) == 1
     index = {k.split("}:")[1].split(":")[0] for k in keys if "{reg}" in k}
     assert index <= {"nodes", "kids", "name", "level", "people", "staff", "role", "gshard",
                      "shards"}
-    assert await redis.hget(tree.shard_keys(XIAOYI).groups(), "wr1")
-    assert await redis.hget(tree.shard_keys(LISHI).groups(), "wr1") is None
-    # a query under one 县区 reads its shard; above, the shards below are summed
-    assert await tree.shards_for([B1]) == [XIAOYI]
-    assert await tree.shards_for(["141100"]) == ["-", LISHI, XIAOYI]
-    assert (await tree.breakdown("141100"))[DeliveryKind.CUSTOMER_GROUP] == 2
-    assert [g.chat_id for g in await tree.groups_under("141100")] == ["wr2", "wr1"]
+    assert await redis.hget(tree.shard_keys(XINYI).groups(), "wr1")
+    assert await redis.hget(tree.shard_keys(BINHE).groups(), "wr1") is None
+    # a query under one 乡镇街道 reads its shard; above, the shards below are summed
+    assert await tree.shards_for([B1]) == [XINYI]
+    assert await tree.shards_for([XIAOYI]) == [XIAOYI, XINYI]
+    assert await tree.shards_for(["141100"]) == ["-", BINHE, XIAOYI, XINYI]
+    assert (await tree.breakdown("141100"))[DeliveryKind.CUSTOMER_GROUP] == 3
+    assert (await tree.breakdown(XIAOYI))[DeliveryKind.CUSTOMER_GROUP] == 2
+    assert [g.chat_id for g in await tree.groups_under("141100")] == ["wr2", "wr4", "wr1"]
+    assert [g.chat_id for g in await tree.groups_under(XIAOYI)] == ["wr4", "wr1"]
     assert [u.chat_id for u in await tree.unplaced()] == ["wr3"]
     assert [g.chat_id for g in await tree.groups_named("群wr2")] == ["wr2"]
 
@@ -63,13 +68,13 @@ async def test_a_group_moving_county_leaves_its_old_shard_with_its_history(
 ) -> None:
     await tree.upsert_group(group("wr1", B1))
     await tree.update_group("wr1", lambda g: g and g._replace(node=LONGFENG))
-    assert await redis.hget(tree.shard_keys(XIAOYI).groups(), "wr1") is None
-    assert await redis.exists(tree.shard_keys(XIAOYI).history("wr1")) == 0
+    assert await redis.hget(tree.shard_keys(XINYI).groups(), "wr1") is None
+    assert await redis.exists(tree.shard_keys(XINYI).history("wr1")) == 0
     assert [g.chat_id for g in await tree.groups_under(LISHI)] == ["wr1"]
     assert await tree.groups_under(XIAOYI) == []
     assert (await tree.breakdown(XIAOYI))[DeliveryKind.CUSTOMER_GROUP] == 0
     assert [h.what for h in await tree.history("wr1")] == ["created", "moved"]
-    assert await redis.hget(tree.keys.group_shards(), "wr1") == LISHI
+    assert await redis.hget(tree.keys.group_shards(), "wr1") == BINHE
     assert await redis.smembers(tree.keys.moving()) == set()
     await assert_sums_agree(tree)
 
@@ -94,7 +99,7 @@ async def test_a_move_cut_short_reads_from_the_home_shard_until_a_write_finishes
     with pytest.raises(Crash):
         await crashing.upsert_group(group("wr1", LONGFENG, tags=("新",)))
     # both shards hold a copy; gshard names the new one first: readers see the new record
-    assert await redis.hget(tree.keys.group_shards(), "wr1") == f"{LISHI} {XIAOYI}"
+    assert await redis.hget(tree.keys.group_shards(), "wr1") == f"{BINHE} {XINYI}"
     for reader in (tree, Registry(redis, Keys(tree.keys.keys.prefix), tree.clock)):
         assert (await reader.group("wr1")).tags == ("新",)  # type: ignore[union-attr]
         assert [g.chat_id for g in await reader.groups_under("141100")] == ["wr1", "wr2"]
@@ -102,8 +107,8 @@ async def test_a_move_cut_short_reads_from_the_home_shard_until_a_write_finishes
         assert [g.chat_id for g in await reader.all_groups()] == ["wr1", "wr2"]
     # the next write of the group finishes the move
     await tree.update_group("wr1", lambda g: g and g._replace(member_count=9))
-    assert await redis.hget(tree.keys.group_shards(), "wr1") == LISHI
-    assert await redis.hget(tree.shard_keys(XIAOYI).groups(), "wr1") is None
+    assert await redis.hget(tree.keys.group_shards(), "wr1") == BINHE
+    assert await redis.hget(tree.shard_keys(XINYI).groups(), "wr1") is None
     assert await redis.smembers(tree.keys.moving()) == set()
     assert [h.what for h in await tree.history("wr1")] == ["created", "moved"]
     await assert_sums_agree(tree)
@@ -156,6 +161,6 @@ async def test_a_write_racing_a_tree_change_lands_on_the_new_path(
     assert [n.code for n in await tree.path(b3)][:2] == ["141100", LISHI]
     assert [g.chat_id for g in await tree.groups_under(LISHI)] == ["wr1"]
     assert await tree.groups_under(XIAOYI) == []
-    assert await redis.hget(tree.keys.group_shards(), "wr1") == LISHI
-    assert await redis.hget(tree.shard_keys(XIAOYI).groups(), "wr1") is None
+    assert await redis.hget(tree.keys.group_shards(), "wr1") == BINHE
+    assert await redis.hget(tree.shard_keys(XINYI).groups(), "wr1") is None
     await assert_sums_agree(tree)

@@ -170,7 +170,7 @@ async def test_a_village_selects_its_own_groups_and_its_grids(tree: Registry) ->
     village, grid = "141181001001", "141181001001-G01"
     await tree.upsert_groups([group("wr1", village), group("wr2", B1), group("wr3", B3),
                               group("wr4", "141181001"), group("wr5", "141181101201")])
-    newyi = await tree.redis.get(tree.shard_keys("141181").pack("141181001"))  # 新义街道's pack
+    newyi = await tree.redis.get(tree.shard_keys("141181001").pack("141181001"))  # 新义街道's pack
     assert sorted(row.split("\x1f")[0] for row in newyi.split("\n")) == ["wr1", "wr4"]
     assert [g.chat_id for g in await tree.groups_under(village)] == ["wr1", "wr2", "wr3"]
     assert [g.chat_id for g in await tree.groups_under(grid)] == ["wr2"]
@@ -233,7 +233,7 @@ async def test_a_node_changing_level_reindexes_its_groups(tree: Registry) -> Non
     assert [g.chat_id for g in await tree.groups_under(TREE[4].code)] == ["wr1"]
     # wr1 now in 新义街道's pack, then wr2 in the pack of 东关二网格 (a longer code)
     assert [g.chat_id for g in await tree.groups_under("141181001001")] == ["wr1", "wr2"]
-    assert await tree.redis.exists(tree.shard_keys("141181").pack(TREE[4].code)) == 0
+    assert await tree.redis.exists(tree.shard_keys("141181001").pack(TREE[4].code)) == 0
     await tree.dismiss_group("wr1", 1.0)
     assert [g.chat_id for g in await tree.groups_under("141181001001")] == ["wr2"]
     assert await tree.groups_under(TREE[4].code) == []
