@@ -63,10 +63,12 @@ local function where(P, node)
 end
 local function claim(P, ids, shards)
   local held = redis.call('HMGET', P .. 'gshard', unpack(ids))
-  local new, used, list = {}, {}, {}
+  local new, used, list, first = {}, {}, {}, {}
   for i, id in ipairs(ids) do
+    held[i] = held[i] or first[id]  -- a group twice in one batch: claimed by the first
     if not held[i] then
       held[i] = shards[i]
+      first[id] = shards[i]
       new[#new + 1] = id; new[#new + 1] = shards[i]
       used[shards[i]] = true
     elseif held[i] ~= shards[i] then

@@ -164,3 +164,14 @@ async def test_a_write_racing_a_tree_change_lands_on_the_new_path(
     assert await redis.hget(tree.keys.group_shards(), "wr1") == BINHE
     assert await redis.hget(tree.shard_keys(XINYI).groups(), "wr1") is None
     await assert_sums_agree(tree)
+
+
+async def test_a_group_twice_in_one_batch_ends_in_one_shard(
+    tree: Registry, redis: aioredis.Redis
+) -> None:
+    await tree.upsert_groups([group("wr1", B1), group("wr2", B1), group("wr1", LONGFENG)])
+    assert await redis.hget(tree.keys.group_shards(), "wr1") == BINHE
+    assert await redis.hget(tree.shard_keys(XINYI).groups(), "wr1") is None
+    assert [g.chat_id for g in await tree.groups_under("141100")] == ["wr1", "wr2"]
+    assert [h.what for h in await tree.history("wr1")] == ["created", "moved"]
+    await assert_sums_agree(tree)
