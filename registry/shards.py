@@ -238,9 +238,27 @@ class ShardStore(PeopleStore):
         if text(version) != self._paths_version:
             self._paths_version, self._paths = text(version), {}
         missing = [s for s in texts(members) if s != NO_SHARD and s not in self._paths]
-        for shard, path in (await self.paths(missing)).items():
-            self._paths[shard] = frozenset(n.code for n in path)
+        self._paths.update(await self._ancestors(missing))
         return {s: self._paths.get(s, frozenset()) for s in texts(members)}
+
+    async def _ancestors(self, codes: Sequence[str]) -> dict[str, frozenset[str]]:
+        """code -> the codes on its path, read a level at a time (one HMGET per level for
+        all of them, where a path script per shard would walk the shared upper levels over
+        and over)."""
+        parent: dict[str, str] = {}
+        frontier = sorted(set(codes))
+        while frontier:
+            nodes = await self.nodes(frontier)
+            parent.update((c, n.parent if n else "") for c, n in zip(frontier, nodes, strict=True))
+            frontier = sorted({n.parent for n in nodes if n and n.parent} - parent.keys())
+        out = {}
+        for code in codes:
+            path, at = set(), code
+            while at and at not in path:
+                path.add(at)
+                at = parent.get(at, "")
+            out[code] = frozenset(path)
+        return out
 
 
 def shard_of(path: Sequence[Node]) -> str:
