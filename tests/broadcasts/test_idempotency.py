@@ -15,7 +15,7 @@ from broadcasts.engine import release
 from broadcasts.models import PairState
 from broadcasts.queue import SHARDS, Job, shard_of
 from broadcasts.sending import send_group
-from broadcasts.state import Item, UnitChange
+from broadcasts.state import Item, Unit, UnitChange
 from registry.models import DeliveryKind
 from tests.broadcasts.conftest import COUNTY_OFFICER, Env
 from tests.broadcasts.test_engine import issue
@@ -96,19 +96,26 @@ async def test_send_in_flight_when_its_worker_died_is_uncertain_never_resent(
     assert env.sim.deliveries_to(chat) == []
 
 
-async def test_task_created_by_a_worker_that_died_is_found_not_recreated(
-        make_env: MakeEnv) -> None:
-    env = await make_env(profile=OwnerProfile.always((5.0, 5.0)))
-    nid = await released(env)
+async def ghost_claims(env: Env, nid: int) -> Unit:
+    """GHOST claims the first unit now and has no liveness key: a worker that died, or a
+    live one whose key expired during a Redis failover."""
     unit = (await env.rt.state.units(nid))[0]
-    notice = await env.rt.notices.get(nid)
-    assert notice is not None
-    # the ghost claimed the unit, WeCom created the task, then the ghost died
     await env.rt.state.transition(
         nid, [Item(c) for c in unit.chats], [PairState.PLANNED], PairState.SUBMITTED,
         now=env.clock.now(), worker=GHOST,
         unit=UnitChange(unit.name, ["planned"], "submitted",
                         set={"w": GHOST, "st": env.clock.now()}))
+    return unit
+
+
+async def test_task_created_by_a_worker_that_died_is_found_not_recreated(
+        make_env: MakeEnv) -> None:
+    env = await make_env(profile=OwnerProfile.always((5.0, 5.0)))
+    nid = await released(env)
+    notice = await env.rt.notices.get(nid)
+    assert notice is not None
+    # the ghost claimed the unit, WeCom created the task, then the ghost died
+    unit = await ghost_claims(env, nid)
     made = await env.rt.wecom.add_msg_template(unit.owner, list(unit.chats),
                                                content.resident_text(notice, for_task=True))
     await create_task(env.rt, Job("task", nid, unit.name), "w1")
@@ -124,12 +131,7 @@ QUICK_TIMEOUTS = {"GRIDBOT_WECOM__REQUEST_TIMEOUT": "2", "GRIDBOT_WECOM__CONNECT
 async def test_task_the_dead_worker_never_sent_is_created_once(make_env: MakeEnv) -> None:
     env = await make_env(profile=OwnerProfile.always((5.0, 5.0)), env=QUICK_TIMEOUTS)
     nid = await released(env)
-    unit = (await env.rt.state.units(nid))[0]
-    await env.rt.state.transition(
-        nid, [Item(c) for c in unit.chats], [PairState.PLANNED], PairState.SUBMITTED,
-        now=env.clock.now(), worker=GHOST,
-        unit=UnitChange(unit.name, ["planned"], "submitted",
-                        set={"w": GHOST, "st": env.clock.now()}))
+    unit = await ghost_claims(env, nid)
     await env.rt.queue.enqueue([Job("task", nid, unit.name)])
     env.start_workers(2)
 
@@ -141,23 +143,11 @@ async def test_task_the_dead_worker_never_sent_is_created_once(make_env: MakeEnv
     assert int(await env.redis.hget(env.rt.keys.stats(), "reconcile_misses") or 0) >= 2
 
 
-async def ghost_claims(env: Env, nid: int) -> str:
-    """GHOST claims the first unit now and looks dead (no liveness key): as a live worker
-    does while a Redis failover let its key expire."""
-    unit = (await env.rt.state.units(nid))[0]
-    await env.rt.state.transition(
-        nid, [Item(c) for c in unit.chats], [PairState.PLANNED], PairState.SUBMITTED,
-        now=env.clock.now(), worker=GHOST,
-        unit=UnitChange(unit.name, ["planned"], "submitted",
-                        set={"w": GHOST, "st": env.clock.now()}))
-    return unit.name
-
-
 async def test_a_claim_whose_request_may_still_come_is_not_created_again(
         make_env: MakeEnv) -> None:
     env = await make_env(profile=OwnerProfile.always((5.0, 5.0)))
     nid = await released(env)
-    name = await ghost_claims(env, nid)
+    name = (await ghost_claims(env, nid)).name
     job = Job("reconcile", nid, name)
     for _ in range(RECONCILE_LOOKS + 1):  # looks enough to call it "never created" at once
         await reconcile(env.rt, job, "w1")
