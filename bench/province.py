@@ -14,11 +14,16 @@ registry of `--groups` groups (the 吕梁市 tree shape with more buildings), th
     part, their keys' and write commands' share per primary, and export rows/s (CSV, XLSX)
     with peak RSS, each export in a fresh process.
 
-Not measured here (see the report): the province-wide notice's machine part against the
-ceiling floor.
+With `--notice` (instead of the phases above): a province-wide 紧急预警 to all `--groups`
+groups on a fresh three-master cluster, delivered by `gridbot worker` subprocesses through the
+WeCom simulator with WeCom's ceilings (bench/broadcast.py's engine phase): the machine part
+against the ceiling floor, the ratio and the 45009 count. Past 20,000 groups the hourly
+app-chat ceiling (150,000 person-times) sets the floor at hours of simulated time: choose
+`--speed` so that floor / speed fits the real time you have.
 
     .venv/bin/python bench/province.py [--groups 100000] [--runs 5]
     .venv/bin/python bench/province.py --groups 0 --records 1000000,2000000
+    .venv/bin/python bench/province.py --groups 100000 --notice --speed 15
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+import broadcast  # noqa: E402
 import export_records as er  # noqa: E402
 from record_memory import breakdown, lines  # noqa: E402
 from registry_query import BENCH_PREFIX, fresh, subtree, timed  # noqa: E402
@@ -113,7 +119,25 @@ async def hot_paths(redis: Any) -> None:
                            for n in range(2_000)))
 
 
+async def notice_phase(args: argparse.Namespace) -> bool:
+    """bench/broadcast.py's engine phase for all `--groups` groups on a three-master cluster."""
+    options = broadcast.parse_args(
+        ["--groups", str(args.groups), "--engine", "cluster", "--no-naive",
+         "--speed", str(args.speed), "--workers", str(args.workers)])
+    city = broadcast.city_with_officer(options.groups)
+    with tempfile.TemporaryDirectory() as tmp, broadcast.engine_url("cluster", Path(tmp)) as url:
+        engine, floor = await broadcast.run_engine(city, url, options)
+    ok = broadcast.report(city, engine, None, floor, options)
+    print(f"全省通知（{len(city.groups):,} 个群，三主集群）：机器步骤 {engine.machine:.1f} s，"
+          f"下限 {floor:.1f} s，比值 {engine.machine / floor:.2f} ×，"
+          f"45009 应答 {engine.rate_limited} 次", flush=True)
+    return ok
+
+
 async def main(args: argparse.Namespace) -> None:
+    if args.notice:
+        await notice_phase(args)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         cluster = EmbeddedCluster(Path(tmp), appendfsync="no")
         url = cluster.start()
@@ -225,4 +249,8 @@ if __name__ == "__main__":
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--records", default="", help="一标三实 record counts, e.g. 2000000")
     parser.add_argument("--formats", default="csv,xlsx")
+    parser.add_argument("--notice", action="store_true",
+                        help="only the province-wide notice (machine part against the floor)")
+    parser.add_argument("--speed", type=float, default=15.0, help="--notice: clock speed-up")
+    parser.add_argument("--workers", type=int, default=2, help="--notice: gridbot workers")
     asyncio.run(main(parser.parse_args()))
