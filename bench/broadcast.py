@@ -159,7 +159,9 @@ def city_with_officer(groups: int = 0) -> City:
 async def load(settings: Settings, clock: Clock, city: City) -> None:
     redis = connect(settings.redis.url)
     await redis.flushdb()
-    registry = Registry(redis, Keys(settings.redis.prefix), clock)
+    # open() marks the empty registry with the current layout: the workers then start
+    # without rebuilding its indexes (25 s at 100,000 groups)
+    registry = await Registry.open(redis, Keys(settings.redis.prefix), clock)
     await registry.upsert_nodes(city.nodes)
     await registry.upsert_people(city.people)
     await registry.upsert_groups(city.groups, batch=2000)
@@ -408,7 +410,8 @@ def report(city: City, engine: Run, naive: Run | None, floor: float,
         print(f"朴素循环 / 本引擎（机器步骤用时）：{naive.machine / engine.machine:.1f} ×")
     ok = engine.machine <= 1.2 * floor and engine.rate_limited == 0 and engine.missing_steps == 0
     print(f"验收（≤ 1.2 × 下限 = {1.2 * floor:.1f} s，且 45009 为零）："
-          + ("通过" if ok else f"未通过（未完成的机器步骤 {engine.missing_steps}）"))
+          + ("通过" if ok else "未通过")
+          + (f"（未完成的机器步骤 {engine.missing_steps}）" if engine.missing_steps else ""))
     return ok
 
 
