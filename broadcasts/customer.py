@@ -37,11 +37,12 @@ from broadcasts.queue import Job
 from broadcasts.state import Item, NotReplicatedError, Unit, UnitChange
 from broadcasts.tracking import (
     AWAITING,
+    WITHDRAWN,
     cancel_task,
+    horizon,
     next_poll,
     send_results,
     tell_owner,
-    withdrawn,
 )
 
 RECONCILE_LOOKS = 2
@@ -173,14 +174,13 @@ async def task_created(rt: Runtime, notice: Notice, unit: Unit, chats: list[str]
     if not moved.unit_ok:
         return
     await rt.notices.step_done(notice.id, "task", rt.clock.now())
-    if await withdrawn(rt, notice.id):  # 撤回 came while WeCom was creating it
+    if await rt.notices.marked(notice.id, WITHDRAWN):  # 撤回 came while WeCom created it
         fresh = await rt.state.unit(notice.id, unit.name)
         await cancel_task(rt, notice, fresh or unit)
         return
     interval = float(notice.extra.get("poll_interval", rt.config.poll_interval_seconds))
     await rt.queue.defer([Job("poll", notice.id, unit.name)],  # the last before the deadline
-                         next_poll(created_at, interval, notice.deadline_at,
-                                   float(notice.extra.get("horizon_at", "inf"))))
+                         next_poll(created_at, interval, notice.deadline_at, horizon(notice)))
     await rt.queue.defer([Job("remind", notice.id, unit.name)],
                          created_at + rt.config.remind_after_seconds)
     if refused:

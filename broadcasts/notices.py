@@ -94,6 +94,9 @@ class NoticeStore:
         """True only for the first caller to set marker `name` (one-shot reports, firing)."""
         return bool(await self._redis.hsetnx(self._keys.marks(notice_id), name, value))
 
+    async def marked(self, notice_id: int, name: str) -> bool:
+        return bool(await self._redis.hexists(self._keys.marks(notice_id), name))
+
     async def marks(self, notice_id: int) -> dict[str, str]:
         return smap(await self._redis.hgetall(self._keys.marks(notice_id)))
 

@@ -91,12 +91,12 @@ async def poll(rt: Runtime, job: Job, worker: str) -> Result:
     unit = await rt.state.unit(job.notice, job.ref)
     if notice is None or unit is None or unit.state != AWAITING:
         return Result.DONE
-    if rt.clock.now() > _horizon(notice):
+    if rt.clock.now() > horizon(notice):
         return Result.DONE
     if not await rate_gate(rt, job, rt.costs.api("get_groupmsg_task")):
         return Result.DONE
     regular = next_poll(rt.clock.now(), _interval(rt, notice), notice.deadline_at,
-                        _horizon(notice))
+                        horizon(notice))
     try:
         settled = await refresh_unit(rt, notice, unit)
     except (TransientError, RateLimitedError, AmbiguousError) as error:
@@ -115,7 +115,8 @@ def _interval(rt: Runtime, notice: Notice) -> float:
     return float(notice.extra.get("poll_interval") or poll_interval(0, rt.config))
 
 
-def _horizon(notice: Notice) -> float:
+def horizon(notice: Notice) -> float:
+    """When the notice is settled at the latest (engine.release sets it)."""
     return float(notice.extra.get("horizon_at", "inf"))
 
 
@@ -205,7 +206,7 @@ async def settle_results(rt: Runtime, notice: Notice, unit: Unit,
     moved = set(done.moved)  # count each group once, however often its result is read
     await rt.quota.record_sends([c for c in moved if by_chat[c].status == 1])
     await rt.quota.mark_full([c for c in moved if by_chat[c].status == 3])
-    if moved and await rt.redis.hexists(rt.keys.marks(notice.id), "report:deadline"):
+    if moved and await rt.notices.marked(notice.id, "report:deadline"):
         # learnt after the deadline report: the `correct` job checks whether it changes it
         await rt.queue.defer([Job("correct", notice.id)], rt.clock.now() + CORRECT_AFTER)
     if change is not None:
@@ -248,10 +249,6 @@ async def remind(rt: Runtime, job: Job, worker: str) -> Result:
     await outbox.post(rt, job.notice, f"rem:{job.ref}:{unit.reminded + 1}", unit.owner, [text],
                       "remind")
     return Result.DONE
-
-
-async def withdrawn(rt: Runtime, notice_id: int) -> bool:
-    return bool(await rt.redis.hexists(rt.keys.marks(notice_id), WITHDRAWN))
 
 
 async def cancel_task(rt: Runtime, notice: Notice, unit: Unit) -> None:
