@@ -197,14 +197,16 @@ async def child(fmt: str, out: Path, trace: bool) -> dict[str, float]:
     redis = connect(settings.redis.url)
     if trace:  # tracemalloc slows Python several-fold: only for the allocation figure
         tracemalloc.start()
-    began, cpu = time.perf_counter(), time.process_time()
+    began, cpu = time.perf_counter(), time.process_time() + _children_cpu()
     rows = await export(build_deps(redis, settings), OFFICER,
                         ExportQuery(COUNTY, RecordKind.PERSON, fmt=fmt), out,  # type: ignore[arg-type]
                         source="bench")
-    seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
+    seconds = time.perf_counter() - began
+    cpu = time.process_time() + _children_cpu() - cpu  # the row workers' too
     traced = tracemalloc.get_traced_memory()[1] if trace else 0
     await redis.aclose()
     return {"rows": rows, "seconds": seconds, "cpu_s": cpu, "rss_mb": _peak_rss_mb(),
+            "worker_rss_mb": _peak_rss_mb(resource.RUSAGE_CHILDREN),
             "traced_mb": traced / 2**20, "file_mb": _size_mb(out)}
 
 
@@ -212,8 +214,14 @@ def _size_mb(path: Path) -> float:
     return path.stat().st_size / 2**20
 
 
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+def _peak_rss_mb(who: int = resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux: KiB; children: the largest one
+
+
+def _children_cpu() -> float:
+    """CPU seconds of this process's finished children: the export's row workers."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def run_child(env: dict[str, str], fmt: str, out: Path, trace: bool = False
@@ -245,13 +253,14 @@ async def main(args: argparse.Namespace) -> None:
             if args.engine == "cluster" else EmbeddedRedis(Path(tmp) / "redis", appendfsync="no"))
         env = environment(server.start())
         try:
-            await _run(env, sizes, xlsx, Path(tmp), args.formats.split(","))
+            await _run(env, sizes, xlsx, Path(tmp), args.formats.split(","),
+                       args.workers.split(","))
         finally:
             server.stop()
 
 
 async def _run(env: dict[str, str], sizes: list[int], xlsx: set[int], tmp: Path,
-               formats: list[str]) -> None:
+               formats: list[str], workers: list[str]) -> None:
     settings = load_settings(ROOT / "settings.toml", env)
     redis = connect(env["GRIDBOT_REDIS__URL"])
     deps = build_deps(redis, settings)
@@ -267,15 +276,27 @@ async def _run(env: dict[str, str], sizes: list[int], xlsx: set[int], tmp: Path,
                                 WRITTEN.blind, EVERY)
         print(f"{size:,} records ({added:,} written in {took:.1f} s); Redis memory per record:")
         print("\n".join(lines(parts, (used - before) / size)), flush=True)
-        print(f"{'records':>9} {'format':>6} {'export s':>9} {'rows/s':>9} {'rows/CPU s':>10} "
-              f"{'peak RSS MB':>12} {'traced MB':>10} {'file MB':>8}")
+        print(f"{'records':>9} {'format':>6} {'workers':>7} {'export s':>9} {'rows/s':>9} "
+              f"{'rows/CPU s':>10} {'peak RSS MB':>12} {'worker MB':>9} {'traced MB':>10} "
+              f"{'file MB':>8}")
         for fmt in [f for f in formats if f == "csv" or size in xlsx]:
-            r = await asyncio.to_thread(run_child, env, fmt, tmp / f"out.{fmt}")
-            assert int(r["rows"]) == size, r
-            print(f"{size:>9} {fmt:>6} {r['seconds']:>9.1f} {size / r['seconds']:>9.0f} "
-                  f"{size / r['cpu_s']:>10.0f} {r['rss_mb']:>12.1f} {r['traced_mb']:>10.2f} "
-                  f"{r['file_mb']:>8.1f}   (load {os.getloadavg()[0]:.1f})", flush=True)
+            first = 0.0
+            for count in workers:
+                r = await asyncio.to_thread(run_child, {**env, **_workers_env(count)}, fmt,
+                                            tmp / f"out.{fmt}")
+                assert int(r["rows"]) == size, r
+                rate = size / r["seconds"]
+                first = first or rate
+                print(f"{size:>9} {fmt:>6} {count:>7} {r['seconds']:>9.1f} {rate:>9.0f} "
+                      f"{size / r['cpu_s']:>10.0f} {r['rss_mb']:>12.1f} "
+                      f"{r['worker_rss_mb']:>9.1f} {r['traced_mb']:>10.2f} {r['file_mb']:>8.1f}"
+                      f"   ×{rate / first:.2f} (load {os.getloadavg()[0]:.1f})", flush=True)
     await redis.aclose()
+
+
+def _workers_env(count: str) -> dict[str, str]:
+    """settings.collect.export_workers for one run: a number, or "auto" (one per core)."""
+    return {} if count == "auto" else {"GRIDBOT_COLLECT__EXPORT_WORKERS": count}
 
 
 if __name__ == "__main__":
@@ -286,6 +307,8 @@ if __name__ == "__main__":
     parser.add_argument("--engine", choices=["single", "cluster"], default="single")
     parser.add_argument("--layout", choices=["packed", "hash"], default="packed",
                         help="hash: write records in the earlier layout (to compare)")
+    parser.add_argument("--workers", default="0,auto",
+                        help="export_workers per run, side by side (auto: one per core)")
     parser.add_argument("--child", choices=["csv", "xlsx"])
     parser.add_argument("--out", type=Path)
     parser.add_argument("--trace", action="store_true", help="child: also run tracemalloc")

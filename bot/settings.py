@@ -176,6 +176,9 @@ class CollectSettings(BaseModel):
     session_ttl_seconds: int = Field(3 * 86400, ge=60)
     form_token_ttl_seconds: int = Field(14 * 86400, ge=60)
     reminder_interval_minutes: int = Field(24 * 60, ge=1)
+    # processes making a large export's rows (collect/exportpool.py): None = one per core,
+    # 0 = in the exporting process
+    export_workers: int | None = Field(None, ge=0, le=64)
 
 
 class CasesSettings(BaseModel):

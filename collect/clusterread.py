@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import math
 from collections.abc import Sequence
+from typing import Any
 
+from redis._parsers.hiredis import NOT_ENOUGH_DATA, _AsyncHiredisParser
 from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.asyncio.connection import Connection
 from redis.crc import key_slot
@@ -49,12 +51,16 @@ Share = tuple[ClusterNode, list[int], list[bytes]]  # a primary, positions, the 
 
 
 def _by_node(cluster: RedisCluster, keys: Sequence[str]) -> list[Share]:
-    """`keys` grouped by the primary that owns each key's slot in the client's slot cache."""
-    nodes = cluster.nodes_manager
+    """`keys` grouped by the primary that owns each key's slot in the client's slot cache
+    (read directly: get_node_from_slot's checks cost more than the lookup, per key)."""
+    slots = cluster.nodes_manager.slots_cache
     groups: dict[str, Share] = {}
     for i, key in enumerate(keys):
         raw = key.encode()
-        node = nodes.get_node_from_slot(key_slot(raw))
+        owners = slots.get(key_slot(raw))
+        if not owners:
+            raise _Stale(f"no node holds the slot of {key}")
+        node = owners[0]
         group = groups.get(node.name)
         if group is None:
             group = groups[node.name] = (node, [], [])
@@ -72,13 +78,39 @@ async def _gets(node: ClusterNode, keys: list[bytes]) -> list[object]:
     try:
         await connection.send_packed_command(_pack_gets(keys), check_health=False)
         async with asyncio.timeout(limit):
-            answers = [await _answer(connection) for _ in keys]
+            answers = await _answers(connection, len(keys))
     except BaseException:
         await asyncio.shield(connection.disconnect())
         raise
     finally:
         node.release(connection)
     return answers
+
+
+async def _answers(connection: Connection, count: int) -> list[object]:
+    """`count` replies: taken from the hiredis reader as they come, a socket read whenever it
+    runs dry (a read_response per reply costs more than the reply), or one by one when the
+    connection parses in Python."""
+    parser = connection._parser
+    reader: Any = getattr(parser, "_reader", None)
+    if not isinstance(parser, _AsyncHiredisParser) or reader is None:
+        return [await _answer(connection) for _ in range(count)]
+    answers: list[object] = []
+    while len(answers) < count:
+        reply = reader.gets()
+        if reply is NOT_ENOUGH_DATA:
+            await parser.read_from_socket()  # type: ignore[no-untyped-call]
+        elif isinstance(reply, Exception):  # hiredis hands errors back, not raised
+            answers.append(_wrongtype(reply))
+        else:
+            answers.append(reply)
+    return answers
+
+
+def _wrongtype(error: Exception) -> ResponseError:
+    if isinstance(error, ResponseError) and str(error).startswith("WRONGTYPE"):
+        return error
+    raise _Stale(str(error))  # MOVED, ASK, CLUSTERDOWN, …
 
 
 async def _answer(connection: Connection) -> object:

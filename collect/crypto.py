@@ -77,6 +77,7 @@ class FieldCipher:
 
     def __init__(self, keyring: list[tuple[str, bytes]], cipher: str = "aes-256-gcm") -> None:
         self._alg = _ALGS[cipher]
+        self._spec = (list(keyring), cipher)
         self._primary = keyring[0][0]
         self._keys = {(kid, alg): _derive(material, alg)
                       for kid, material in keyring for alg in _ALGS.values()}
@@ -88,6 +89,11 @@ class FieldCipher:
     @classmethod
     def from_settings(cls, security: SecuritySettings) -> FieldCipher:
         return cls(parse_keyring(security.field_keys.get_secret_value()), security.cipher)
+
+    def __reduce__(self) -> tuple[type[FieldCipher], tuple[list[tuple[str, bytes]], str]]:
+        # an export's worker processes get the cipher through their start-up pipe (memory
+        # to memory, never stored); the AESGCM objects are rebuilt there
+        return FieldCipher, self._spec
 
     @property
     def primary(self) -> str:

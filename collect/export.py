@@ -1,35 +1,37 @@
 """Streaming export of records for the station (CSV or XLSX), constant memory at any size.
 
-Records are read in index batches (ZRANGE by rank, then one MGET, or a pipeline of GETs on a
-cluster) as positional rows (no object per record) and written a batch at a time: csv.writer
-into the file, or collect/xlsxstream.py's inline-string sheets with a new sheet every
-1,048,575 rows. `row_of` (from a Record) is the reference a row is checked against in the
-tests; `row_maker` is the same mapping from a packed row. Only 民警 covering the node may
-export; the file carries full ID and phone numbers (or masked ones with `masked=True`).
-Every export and every refusal is one audit entry.
+Records are read in index batches (ZRANGE by rank, then one MGET, or each primary's GETs at
+once on a cluster) as packed strings; their rows are made a batch at a time by
+collect/exportrows.py, in this process or in worker processes (collect/exportpool.py), and
+written in order: CSV lines, or collect/xlsxstream.py's inline-string sheets with a new
+sheet every 1,048,575 rows. `row_of` (from a Record) is the reference a row is checked
+against in the tests. Only 民警 covering the node may export; the file carries full ID and
+phone numbers (or masked ones with `masked=True`). Every export and every refusal is one
+audit entry.
 """
 
 from __future__ import annotations
 
 import asyncio
-import csv
-import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from operator import itemgetter
 from pathlib import Path
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Protocol, TypeVar
 
-from collect import models as at
-from collect.crypto import FieldCipher, FieldCryptoError
+from collect.crypto import FieldCryptoError
 from collect.deps import CollectDeps
+from collect.exportpool import RowPool, worker_count
+from collect.exportrows import Format, RenderSpec, csv_text, row_maker, safe_cell
 from collect.models import Record, RecordKind, ReviewState
 from collect.records import reveal
 from collect.replies import when
-from collect.xlsxstream import StreamingBook
+from collect.xlsxstream import StreamingBook, sheet_rows
+
+__all__ = ["BATCH", "COLUMNS", "CsvSink", "ExportForbiddenError", "ExportQuery", "XlsxSink",
+           "columns", "export", "row_maker", "row_of", "safe_cell"]
 
 T = TypeVar("T")
-Format = Literal["csv", "xlsx"]
 XLSX_MAX_ROWS = 1_048_575  # one header row per sheet
 BATCH = 2000
 _COMMON_HEAD = (("id", "编号"),)
@@ -71,47 +73,41 @@ class ExportQuery:
     masked: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Piece:
+    """Rows [start, stop) of a batch, numbered from first_row; `opens_sheet` starts a sheet."""
+
+    start: int
+    stop: int
+    first_row: int = 0
+    opens_sheet: bool = False
+
+
 class Sink(Protocol):
-    def row(self, values: Sequence[str]) -> None: ...
-    def rows(self, rows: Sequence[Sequence[str]]) -> None: ...
+    def pieces(self, count: int) -> list[Piece]:
+        """How the next `count` rows split (XLSX: at sheet ends); each is made and put whole."""
+        ...
+
+    def put(self, piece: Piece, text: str) -> None: ...
     def close(self) -> None: ...
 
 
 class CsvSink:
     def __init__(self, path: Path, header: Sequence[str]) -> None:
         self._file = path.open("w", encoding="utf-8-sig", newline="")  # BOM: Excel reads UTF-8
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(header)
+        self._file.write(csv_text([header]))
 
-    def row(self, values: Sequence[str]) -> None:
-        self._writer.writerow(values)
+    def pieces(self, count: int) -> list[Piece]:
+        return [Piece(0, count)]
+
+    def put(self, piece: Piece, text: str) -> None:
+        self._file.write(text)
 
     def rows(self, rows: Sequence[Sequence[str]]) -> None:
-        text = _plain_lines(rows)
-        if text is None:
-            self._writer.writerows(rows)
-        else:
-            self._file.write(text)
+        self._file.write(csv_text(rows))
 
     def close(self) -> None:
         self._file.close()
-
-
-def _plain_lines(rows: Sequence[Sequence[str]]) -> str | None:
-    """The CSV text of `rows` built by joins (csv.writer costs twice as much), or None when
-    a cell needs csv.writer: a quote, a line break, a comma or NUL in a cell, a value that
-    is not a string. With none, csv.writer's output is exactly these joins."""
-    if not rows or min(map(len, rows)) < 2:  # csv.writer quotes a lone empty cell
-        return None
-    try:
-        text = "\n".join([",".join(row) for row in rows])
-    except TypeError:
-        return None
-    cells = sum(len(row) for row in rows)
-    if ('"' in text or "\r" in text or "\0" in text or text.count("\n") != len(rows) - 1
-            or text.count(",") != cells - len(rows)):
-        return None
-    return text.replace("\n", "\r\n") + "\r\n"
 
 
 class XlsxSink:
@@ -119,20 +115,33 @@ class XlsxSink:
         self._book = StreamingBook(path)
         self._header = list(header)
         self._sheets = 0
-        self._left = 0  # rows the current sheet still takes
+        self._planned = 0  # rows given out by pieces() in the last sheet planned
+        self._started = False  # a sheet has been planned
+
+    def pieces(self, count: int) -> list[Piece]:
+        out, done = [], 0
+        while done < count:
+            opens = not self._started or self._planned == XLSX_MAX_ROWS
+            if opens:
+                self._started, self._planned = True, 0
+            part = min(count - done, XLSX_MAX_ROWS - self._planned)
+            out.append(Piece(done, done + part, self._planned + 2, opens))  # row 1: header
+            self._planned += part
+            done += part
+        return out
+
+    def put(self, piece: Piece, text: str) -> None:
+        if piece.opens_sheet:
+            self._new_sheet()
+        assert self._book.next_row == piece.first_row, "pieces are put in the planned order"
+        self._book.rendered(text, piece.stop - piece.start)
 
     def row(self, values: Sequence[str]) -> None:
         self.rows([values])
 
     def rows(self, rows: Sequence[Sequence[str]]) -> None:
-        done = 0
-        while done < len(rows):
-            if self._left == 0:
-                self._new_sheet()
-            part = rows[done:done + self._left]
-            self._book.rows(part)
-            self._left -= len(part)
-            done += len(part)
+        for piece in self.pieces(len(rows)):
+            self.put(piece, sheet_rows(rows[piece.start:piece.stop], piece.first_row))
 
     def close(self) -> None:
         if self._sheets == 0:
@@ -143,12 +152,6 @@ class XlsxSink:
         self._sheets += 1
         self._book.sheet(f"数据{self._sheets}")
         self._book.rows([self._header])
-        self._left = XLSX_MAX_ROWS
-
-
-def safe_cell(value: str) -> str:
-    """Stop spreadsheet formula injection from collected free text (=cmd|' …)."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
 
 def columns(kind: RecordKind) -> tuple[tuple[str, str], ...]:
@@ -188,14 +191,24 @@ async def _write(deps: CollectDeps, query: ExportQuery, out: Path) -> int:
     cols = columns(query.kind)
     header = [label for _, label in cols]
     sink: Sink = XlsxSink(out, header) if query.fmt == "xlsx" else CsvSink(out, header)
-    make = row_maker(deps.cipher, cols, query.masked)
+    spec = RenderSpec(deps.cipher, cols, query.masked, query.fmt)
+    made: deque[tuple[Piece, asyncio.Future[str]]] = deque()
     rows = 0
     try:
-        async for batch in _ahead(deps.store.scan_rows(
-                query.node, query.kind, state=query.state, since=query.since,
-                until=query.until, batch=BATCH)):
-            sink.rows([make(packed) for packed in batch])
-            rows += len(batch)
+        async with RowPool(spec, worker_count(deps.settings.collect.export_workers)) as pool:
+            async for packed in _ahead(deps.store.scan_packed(
+                    query.node, query.kind, state=query.state, since=query.since,
+                    until=query.until, batch=BATCH)):
+                for piece in sink.pieces(len(packed)):
+                    made.append((piece, pool.submit(packed[piece.start:piece.stop],
+                                                    piece.first_row)))
+                rows += len(packed)
+                while len(made) > pool.depth:
+                    piece, text = made.popleft()
+                    sink.put(piece, await text)
+            while made:
+                piece, text = made.popleft()
+                sink.put(piece, await text)
     finally:
         sink.close()
     return rows
@@ -216,64 +229,6 @@ async def _ahead(batches: AsyncIterator[T]) -> AsyncIterator[T]:
             yield current
     finally:
         pending.cancel()  # a writer that failed leaves no read running
-
-
-_STATES = {state.value: state.label for state in ReviewState}
-_JOIN = "\ue000"  # leads each cell of a row for one search (a private-use character)
-# a literal first: the scan skips ahead to each _JOIN (an alternation tests every position)
-_UNSAFE = re.compile("\ue000[=+\\-@\t\r]")
-Packed = list[Any]
-
-
-def row_maker(cipher: FieldCipher, cols: Sequence[tuple[str, str]], masked: bool
-              ) -> Callable[[Packed], list[str]]:
-    """row_of for a packed row (Record.pack's array, decoded): the same cells, picked from one
-    dict by an itemgetter instead of a call of safe_cell and a lookup per cell.
-
-    A record's own fields never take the metadata's names (id and names led by _), so
-    laying the metadata over the values is row_of's `meta or value`."""
-    minutes: dict[int, str] = {}
-
-    def minute(stamp: float) -> str:
-        # when() formats to the minute (whole-minute zone offsets): one strftime per minute
-        key = int(stamp // 60)
-        if key not in minutes:
-            if len(minutes) > 100_000:
-                minutes.clear()
-            minutes[key] = when(key * 60)
-        return minutes[key]
-
-    names = [name for name, _ in cols]
-    pick, blank = itemgetter(*names), dict.fromkeys(names, "")
-    values = _masked_values if masked else _opener(cipher)
-
-    def make(p: Packed) -> list[str]:
-        row = list(pick({
-            **blank, **p[at.FIELDS], **values(p), "id": p[at.ID], "_state": _STATES[p[at.STATE]],
-            "_note": p[at.NOTE], "_node": p[at.NODE], "_created": minute(p[at.CREATED_AT]),
-            "_created_by": p[at.CREATED_BY], "_updated": minute(p[at.UPDATED_AT]),
-            "_updated_by": p[at.UPDATED_BY], "_source": p[at.SOURCE]}))
-        if _UNSAFE.search(_JOIN + _JOIN.join(row)):
-            return [safe_cell(value) for value in row]
-        return row
-
-    return make
-
-
-def _masked_values(packed: Packed) -> dict[str, str]:
-    masked: dict[str, str] = packed[at.MASKED]
-    return masked
-
-
-def _opener(cipher: FieldCipher) -> Callable[[Packed], dict[str, str]]:
-    def values(packed: Packed) -> dict[str, str]:
-        try:
-            return cipher.open_all(packed[at.SEALED], packed[at.ID])
-        except FieldCryptoError:
-            # a value sealed under a retired key: export what can be shown, flag the rest
-            return dict.fromkeys(packed[at.SEALED], "（无法解密）")
-
-    return values
 
 
 def _values(deps: CollectDeps, record: Record, masked: bool) -> dict[str, str]:

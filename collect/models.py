@@ -6,9 +6,14 @@ record id and field, see collect/crypto.py) with a masked copy in `masked` for d
 
 from __future__ import annotations
 
+import contextlib
 import json
+import re
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
+from typing import Any
+
+import orjson
 
 PACKED = 2  # layout number of Record.pack (1: the hash of Record.to_redis)
 # positions in Record.pack's array that readers of raw rows (the export) use
@@ -186,6 +191,33 @@ class Record:
             source=raw.get("source", ""), note=raw.get("note", ""),
             version=int(raw.get("version") or 0),
         )
+
+
+_STRING = r'"(?:[^"\\]|\\.)*"'  # a JSON string, escapes included
+_HEAD = re.compile(rf'\[{PACKED},{_STRING},{_STRING},{_STRING},"([a-z_]+)"')
+
+
+def packed_state(packed: str) -> str:
+    """The review state of a packed record, read off its head without decoding the rest (an
+    export filters by state before its workers decode); anything unusual is decoded."""
+    head = _HEAD.match(packed)
+    if head is not None:
+        return head.group(1)
+    state: str = json.loads(packed)[STATE]
+    return state
+
+
+def decode_all(packed: list[str]) -> list[list[Any]]:
+    """Each packed array decoded: one orjson.loads of the batch as an array of arrays (the
+    per-call cost is a quarter of the decoding), each value alone if that does not give one
+    array per value (a damaged value then fails as it would alone). orjson decodes JSON as
+    json does (its errors are json's ValueError), at twice the speed."""
+    rows: list[list[Any]] = []
+    with contextlib.suppress(ValueError):
+        rows = orjson.loads("[" + ",".join(packed) + "]")
+    if len(rows) == len(packed) and all(type(row) is list for row in rows):
+        return rows
+    return [orjson.loads(value) for value in packed]
 
 
 def _compact(value: object) -> str:

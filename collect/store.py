@@ -9,8 +9,6 @@ are rewritten packed on their next save or by `upgrade` (collect/upgrade.py).
 
 from __future__ import annotations
 
-import contextlib
-import json
 from bisect import bisect_right
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -22,7 +20,7 @@ from bot.redis import cluster_of
 from bot.rtypes import smap, text
 from collect.clusterread import get_direct
 from collect.keys import CollectKeys
-from collect.models import STATE, HistoryEntry, Record, RecordKind, ReviewState
+from collect.models import HistoryEntry, Record, RecordKind, ReviewState, decode_all, packed_state
 
 _PENDING = "~"  # a claim whose record is being written; expires if the writer dies
 _PENDING_MS = 10_000
@@ -216,20 +214,33 @@ class RecordStore:
     async def scan_rows(self, node: str, kind: RecordKind, *, state: ReviewState | None = None,
                         since: float | None = None, until: float | None = None,
                         batch: int = 1000) -> AsyncIterator[list[list[Any]]]:
-        """`scan` as positional rows (Record.pack's array, decoded) instead of Records: the
-        export's fast path, which builds no object per record."""
+        """`scan` as positional rows (Record.pack's array, decoded) instead of Records."""
+        async for packed in self.scan_packed(node, kind, state=state, since=since,
+                                             until=until, batch=batch):
+            yield decode_all(packed)
+
+    async def scan_packed(self, node: str, kind: RecordKind, *, state: ReviewState | None = None,
+                          since: float | None = None, until: float | None = None,
+                          batch: int = 1000) -> AsyncIterator[list[str]]:
+        """`scan` as packed strings, undecoded: the export's fast path, whose workers decode.
+        A record that left `state` between the index read and its own is left out."""
         async for ids in self._scan_ids(node, kind, state, since, until, batch):
-            rows = await self.get_rows(ids) if ids else []
-            yield [r for r in rows if state is None or r[STATE] == state.value]
+            packed = await self.get_packed(ids) if ids else []
+            if state is not None:
+                packed = [p for p in packed if packed_state(p) == state.value]
+            yield packed
 
     async def get_rows(self, record_ids: Sequence[str]) -> list[list[Any]]:
         """Like get_many, as positional rows."""
-        keys = self._keys.records(record_ids)
-        packed = await self._packed(keys)
+        return decode_all(await self.get_packed(record_ids))
+
+    async def get_packed(self, record_ids: Sequence[str]) -> list[str]:
+        """Like get_many, as packed strings (records of the earlier layout packed here)."""
+        packed = await self._packed(self._keys.records(record_ids))
         if all(isinstance(value, str) for value in packed):
-            return _decode_all(packed)  # type: ignore[arg-type]
-        records = await self.get_many(record_ids)  # some in the earlier layout: the slow way
-        return [json.loads(record.pack()) for record in records]
+            return packed  # type: ignore[return-value]
+        records = await self.get_many(record_ids)  # some gone or in the earlier layout
+        return [record.pack() for record in records]
 
     async def _scan_ids(self, node: str, kind: RecordKind, state: ReviewState | None,
                         since: float | None, until: float | None,
@@ -306,15 +317,3 @@ async def _merge(walks: list[AsyncIterator[tuple[list[str], list[float]]]]
             ready += members[i][:stop]
             del scores[i][:stop], members[i][:stop]
         yield [member for _, member in sorted(zip(marks, ready, strict=True))]
-
-
-def _decode_all(packed: list[str]) -> list[list[Any]]:
-    """Each packed array decoded: one json.loads of the batch as an array of arrays (the
-    per-call cost is a quarter of the decoding), each value alone if that does not give one
-    array per value (a damaged value then fails as it would alone)."""
-    rows: list[list[Any]] = []
-    with contextlib.suppress(ValueError):
-        rows = json.loads("[" + ",".join(packed) + "]")
-    if len(rows) == len(packed) and all(type(row) is list for row in rows):
-        return rows
-    return [json.loads(value) for value in packed]

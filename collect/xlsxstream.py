@@ -54,6 +54,21 @@ def _cell(ref: str, value: str) -> str:
     return f'<c r="{ref}" t="inlineStr"><is><t{space}>{value}</t></is></c>'
 
 
+def sheet_rows(rows: Sequence[Sequence[str]], first: int) -> str:
+    """The <row> elements of `rows`, numbered from `first`: pure, so that an export's worker
+    processes make them and the book only writes them."""
+    letters = column_letters(max(map(len, rows), default=0))
+    out = []
+    for n, values in enumerate(rows, first):
+        if _careful(values):
+            cells = "".join(_cell(f"{letters[i]}{n}", v) for i, v in enumerate(values) if v)
+        else:
+            cells = "".join(f'<c r="{letters[i]}{n}" t="inlineStr"><is><t>{v}</t></is></c>'
+                            for i, v in enumerate(values) if v)
+        out.append(f'<row r="{n}">{cells}</row>')
+    return "".join(out)
+
+
 class StreamingBook:
     """Sheets written one at a time (`sheet`, then `rows` …); `close` writes the workbook."""
 
@@ -62,7 +77,6 @@ class StreamingBook:
         self._names: list[str] = []
         self._part: IO[bytes] | None = None
         self._row = 0
-        self._letters: list[str] = []
 
     def sheet(self, name: str) -> None:
         self._end_sheet()
@@ -72,22 +86,19 @@ class StreamingBook:
         self._part.write(_HEAD.encode())
         self._row = 0
 
+    @property
+    def next_row(self) -> int:
+        """The number the current sheet's next row takes."""
+        return self._row + 1
+
     def rows(self, rows: Sequence[Sequence[str]]) -> None:
+        self.rendered(sheet_rows(rows, self.next_row), len(rows))
+
+    def rendered(self, xml: str, count: int) -> None:
+        """`count` rows already made by sheet_rows, numbered from next_row."""
         assert self._part is not None, "sheet() first"
-        out = []
-        for values in rows:
-            self._row += 1
-            n = self._row
-            if len(values) > len(self._letters):
-                self._letters = column_letters(len(values))
-            letters = self._letters
-            if _careful(values):
-                cells = "".join(_cell(f"{letters[i]}{n}", v) for i, v in enumerate(values) if v)
-            else:
-                cells = "".join(f'<c r="{letters[i]}{n}" t="inlineStr"><is><t>{v}</t></is></c>'
-                                for i, v in enumerate(values) if v)
-            out.append(f'<row r="{n}">{cells}</row>')
-        self._part.write("".join(out).encode())
+        self._part.write(xml.encode())
+        self._row += count
 
     def close(self) -> None:
         self._end_sheet()

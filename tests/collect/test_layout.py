@@ -20,10 +20,9 @@ from bot.settings import Settings
 from collect.clusterread import get_direct
 from collect.deps import CollectDeps
 from collect.export import ExportQuery, XlsxSink, _values, columns, export, row_maker, row_of
-from collect.models import Record, RecordKind, ReviewState
+from collect.models import Record, RecordKind, ReviewState, decode_all
 from collect.records import reveal
 from collect.rotate import rotate
-from collect.store import _decode_all
 from collect.upgrade import upgrade
 from tests.collect.conftest import Chat
 from tests.collect.test_crypto import key, settings_with
@@ -128,10 +127,10 @@ async def test_rows_come_whole_when_the_slot_map_is_out_of_date(chat: Chat) -> N
 
 
 def test_a_batch_decodes_as_its_values_alone() -> None:
-    assert _decode_all(['[2,"P1",{"a":"b"}]', "[2]"]) == [[2, "P1", {"a": "b"}], [2]]
+    assert decode_all(['[2,"P1",{"a":"b"}]', "[2]"]) == [[2, "P1", {"a": "b"}], [2]]
     with pytest.raises(ValueError):  # a damaged value fails as it would alone
-        _decode_all(["[2],[3", "[4]"])
-    assert _decode_all(['{"a":1}', "[4]"]) == [{"a": 1}, [4]], "as json.loads each"
+        decode_all(["[2],[3", "[4]"])
+    assert decode_all(['{"a":1}', "[4]"]) == [{"a": 1}, [4]], "as json.loads each"
 
 
 async def test_export_without_state_is_oldest_first_across_states(chat: Chat,

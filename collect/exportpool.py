@@ -1,0 +1,90 @@
+"""Where an export's rows are made: in the exporting process first, then in worker processes.
+
+Making rows is the CPU part of an export (decoding, four seals opened per person, the row
+and its text): in one process it holds one core, and in `serve` it takes the event loop's
+time from WeCom's callbacks. Once INLINE_ROWS rows have been made in the exporting process
+(a small export starts no process), batches go to a pool of worker processes, one per core
+unless settings.collect.export_workers says otherwise, while the exporting process reads
+the next batches and writes the finished ones in order.
+
+Workers are spawned, not forked: the exporting process may hold threads and sockets that a
+fork would copy in an unknown state. They get the cipher through their start-up pipe,
+memory to memory; rows with full numbers come back the same way, to the file they were
+going to. Workers run without the cyclic GC: rows hold no cycles, and its passes over the
+young rows cost a tenth of a worker's time. A worker that dies fails the export
+(BrokenProcessPool), which export() audits as an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from types import TracebackType
+
+from collect.exportrows import Renderer, RenderSpec
+
+INLINE_ROWS = 20_000
+IN_FLIGHT_PER_WORKER = 2  # one being made, one queued: a worker never waits for the next
+
+_render: Renderer | None = None  # a worker process's renderer, set by _start_worker
+
+
+def worker_count(setting: int | None) -> int:
+    """settings.collect.export_workers, None meaning one per core; 0 makes rows in-process."""
+    return setting if setting is not None else (os.cpu_count() or 1)
+
+
+class RowPool:
+    """Makes batches of rows, in this process until INLINE_ROWS, then in `workers` processes.
+
+    `submit` returns at once with a future; the caller awaits them in submission order and
+    keeps at most `depth` waiting, so memory stays flat at any export size."""
+
+    def __init__(self, spec: RenderSpec, workers: int) -> None:
+        self._spec = spec
+        self._render = Renderer(spec)
+        self._workers = workers
+        self._inline = 0
+        self._executor: ProcessPoolExecutor | None = None
+
+    @property
+    def depth(self) -> int:
+        """Batches the caller may leave waiting before it writes the oldest."""
+        return self._workers * IN_FLIGHT_PER_WORKER if self._executor else 0
+
+    def submit(self, packed: list[str], first_row: int) -> asyncio.Future[str]:
+        loop = asyncio.get_running_loop()
+        if self._workers == 0 or self._inline < INLINE_ROWS:
+            self._inline += len(packed)
+            done: asyncio.Future[str] = loop.create_future()
+            done.set_result(self._render(packed, first_row))
+            return done
+        if self._executor is None:
+            self._executor = ProcessPoolExecutor(
+                self._workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker, initargs=(self._spec,))
+        return loop.run_in_executor(self._executor, _render_in_worker, packed, first_row)
+
+    async def __aenter__(self) -> RowPool:
+        return self
+
+    async def __aexit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                        trace: TracebackType | None) -> None:
+        if self._executor is not None:
+            # an export that failed or was cancelled leaves no batch queued; the processes
+            # finish the batch in hand and exit, and are waited for off the event loop
+            await asyncio.to_thread(self._executor.shutdown, wait=True, cancel_futures=True)
+
+
+def _start_worker(spec: RenderSpec) -> None:
+    global _render
+    gc.disable()
+    _render = Renderer(spec)
+
+
+def _render_in_worker(packed: list[str], first_row: int) -> str:
+    assert _render is not None, "started by _start_worker"
+    return _render(packed, first_row)
