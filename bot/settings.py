@@ -177,8 +177,9 @@ class CollectSettings(BaseModel):
     form_token_ttl_seconds: int = Field(14 * 86400, ge=60)
     reminder_interval_minutes: int = Field(24 * 60, ge=1)
     # processes making a large export's rows (collect/exportpool.py): None = one per core,
-    # 0 = in the exporting process
+    # 0 = in the exporting process; rows made there first, before any process starts
     export_workers: int | None = Field(None, ge=0, le=64)
+    export_inline_rows: int = Field(20_000, ge=0)
 
 
 class CasesSettings(BaseModel):

@@ -20,6 +20,7 @@ from typing import Any
 from bot.audit import CONSOLE_NOTE, CONSOLE_SOURCE, AuditLog
 from bot.clock import make_clock
 from bot.keys import Keys
+from bot.log import setup_logging
 from bot.redis import connect, redis_url_for
 from bot.settings import Settings, SettingsError, load_settings
 from collect.deps import CollectDeps
@@ -67,6 +68,7 @@ def register(subparsers: Any) -> None:
 def _command(work: Work) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
         settings = load_settings(args.settings)
+        setup_logging(settings.log.level)  # long commands say what they do, numbers scrubbed
         with redis_url_for(settings.redis.url, settings.redis.data_dir) as url:
             return asyncio.run(_with_deps(url, settings, args, work))
 

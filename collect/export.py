@@ -195,7 +195,9 @@ async def _write(deps: CollectDeps, query: ExportQuery, out: Path) -> int:
     made: deque[tuple[Piece, asyncio.Future[str]]] = deque()
     rows = 0
     try:
-        async with RowPool(spec, worker_count(deps.settings.collect.export_workers)) as pool:
+        tuning = deps.settings.collect
+        async with RowPool(spec, worker_count(tuning.export_workers),
+                           tuning.export_inline_rows) as pool:
             async for packed in _ahead(deps.store.scan_packed(
                     query.node, query.kind, state=query.state, since=query.since,
                     until=query.until, batch=BATCH)):

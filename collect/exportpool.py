@@ -2,10 +2,10 @@
 
 Making rows is the CPU part of an export (decoding, four seals opened per person, the row
 and its text): in one process it holds one core, and in `serve` it takes the event loop's
-time from WeCom's callbacks. Once INLINE_ROWS rows have been made in the exporting process
-(a small export starts no process), batches go to a pool of worker processes, one per core
-unless settings.collect.export_workers says otherwise, while the exporting process reads
-the next batches and writes the finished ones in order.
+time from WeCom's callbacks. Once settings.collect.export_inline_rows (20,000) rows have
+been made in the exporting process (a small export starts no process), batches go to a pool
+of worker processes, one per core unless settings.collect.export_workers says otherwise,
+while the exporting process reads the next batches and writes the finished ones in order.
 
 Workers are spawned, not forked: the exporting process may hold threads and sockets that a
 fork would copy in an unknown state. They get the cipher through their start-up pipe,
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import logging
 import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
@@ -26,10 +27,10 @@ from types import TracebackType
 
 from collect.exportrows import Renderer, RenderSpec
 
-INLINE_ROWS = 20_000
 IN_FLIGHT_PER_WORKER = 2  # one being made, one queued: a worker never waits for the next
 
 _render: Renderer | None = None  # a worker process's renderer, set by _start_worker
+log = logging.getLogger(__name__)
 
 
 def worker_count(setting: int | None) -> int:
@@ -38,16 +39,16 @@ def worker_count(setting: int | None) -> int:
 
 
 class RowPool:
-    """Makes batches of rows, in this process until INLINE_ROWS, then in `workers` processes.
+    """Makes batches of rows, in this process for `inline_rows`, then in `workers` processes.
 
     `submit` returns at once with a future; the caller awaits them in submission order and
     keeps at most `depth` waiting, so memory stays flat at any export size."""
 
-    def __init__(self, spec: RenderSpec, workers: int) -> None:
+    def __init__(self, spec: RenderSpec, workers: int, inline_rows: int) -> None:
         self._spec = spec
         self._render = Renderer(spec)
         self._workers = workers
-        self._inline = 0
+        self._inline_left = inline_rows
         self._executor: ProcessPoolExecutor | None = None
 
     @property
@@ -57,12 +58,13 @@ class RowPool:
 
     def submit(self, packed: list[str], first_row: int) -> asyncio.Future[str]:
         loop = asyncio.get_running_loop()
-        if self._workers == 0 or self._inline < INLINE_ROWS:
-            self._inline += len(packed)
+        if self._workers == 0 or self._inline_left > 0:
+            self._inline_left -= len(packed)
             done: asyncio.Future[str] = loop.create_future()
             done.set_result(self._render(packed, first_row))
             return done
         if self._executor is None:
+            log.info("export: rows now made in %d worker processes", self._workers)
             self._executor = ProcessPoolExecutor(
                 self._workers, mp_context=multiprocessing.get_context("spawn"),
                 initializer=_start_worker, initargs=(self._spec,))

@@ -20,7 +20,7 @@ from bot.redis import cluster_of
 from bot.rtypes import smap, text
 from collect.clusterread import get_direct
 from collect.keys import CollectKeys
-from collect.models import HistoryEntry, Record, RecordKind, ReviewState, decode_all, packed_state
+from collect.models import HistoryEntry, Record, RecordKind, ReviewState, packed_state
 
 _PENDING = "~"  # a claim whose record is being written; expires if the writer dies
 _PENDING_MS = 10_000
@@ -211,14 +211,6 @@ class RecordStore:
             records = await self.get_many(ids) if ids else []
             yield [r for r in records if state is None or r.state is state]
 
-    async def scan_rows(self, node: str, kind: RecordKind, *, state: ReviewState | None = None,
-                        since: float | None = None, until: float | None = None,
-                        batch: int = 1000) -> AsyncIterator[list[list[Any]]]:
-        """`scan` as positional rows (Record.pack's array, decoded) instead of Records."""
-        async for packed in self.scan_packed(node, kind, state=state, since=since,
-                                             until=until, batch=batch):
-            yield decode_all(packed)
-
     async def scan_packed(self, node: str, kind: RecordKind, *, state: ReviewState | None = None,
                           since: float | None = None, until: float | None = None,
                           batch: int = 1000) -> AsyncIterator[list[str]]:
@@ -229,10 +221,6 @@ class RecordStore:
             if state is not None:
                 packed = [p for p in packed if packed_state(p) == state.value]
             yield packed
-
-    async def get_rows(self, record_ids: Sequence[str]) -> list[list[Any]]:
-        """Like get_many, as positional rows."""
-        return decode_all(await self.get_packed(record_ids))
 
     async def get_packed(self, record_ids: Sequence[str]) -> list[str]:
         """Like get_many, as packed strings (records of the earlier layout packed here)."""

@@ -140,9 +140,14 @@ async def test_export_command_line(chat: Chat, tmp_path: Path, redis_url: str) -
               str(out))
     refused = await asyncio.to_thread(run, *common, "--as", "p2")
     assert refused.returncode == 3 and "导出被拒绝" in refused.stdout and not out.exists()
+    env.update({"GRIDBOT_COLLECT__EXPORT_WORKERS": "2",  # spawned from the real entry point
+                "GRIDBOT_COLLECT__EXPORT_INLINE_ROWS": "0"})
     done = await asyncio.to_thread(run, *common, "--as", "p1", "--state", "待核查",
                                    "--since", "2000-01-01")
     assert done.returncode == 0 and "已导出 2 条记录" in done.stdout, done.stderr
+    assert "rows now made in 2 worker processes" in done.stderr
+    sheet = load_workbook(out, read_only=True).worksheets[0]
+    assert len(list(sheet.iter_rows(values_only=True))) == 3
     assert find_leaks(done.stdout + done.stderr + refused.stdout + refused.stderr) == []
     assert [a[:2] for a in await audit(deps, "collect.export")] == [("p2", "refused"),
                                                                      ("p1", "ok")]

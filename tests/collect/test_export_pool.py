@@ -6,6 +6,7 @@ a worker fails the export and is audited."""
 from __future__ import annotations
 
 import json
+import logging
 import zipfile
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,6 @@ from pathlib import Path
 import pytest
 
 from collect import export as export_module
-from collect import exportpool
 from collect.deps import CollectDeps
 from collect.export import ExportQuery, columns, export
 from collect.exportpool import RowPool
@@ -25,15 +25,16 @@ from tests.collect.test_layout import all_records, to_earlier_layout
 
 
 def with_workers(deps: CollectDeps, workers: int) -> CollectDeps:
-    collect = deps.settings.collect.model_copy(update={"export_workers": workers})
+    """`workers` processes, from the second row on."""
+    collect = deps.settings.collect.model_copy(update={"export_workers": workers,
+                                                       "export_inline_rows": 1})
     return replace(deps, settings=deps.settings.model_copy(update={"collect": collect}))
 
 
 @pytest.fixture
 def small_batches(monkeypatch: pytest.MonkeyPatch) -> None:
-    """One record a batch, the pool from the second: three people make three batches."""
+    """One record a batch: three people make three batches."""
     monkeypatch.setattr(export_module, "BATCH", 1)
-    monkeypatch.setattr(exportpool, "INLINE_ROWS", 1)
 
 
 def sheets_of(path: Path) -> dict[str, bytes]:
@@ -44,14 +45,18 @@ def sheets_of(path: Path) -> dict[str, bytes]:
 @pytest.mark.usefixtures("small_batches")
 @pytest.mark.parametrize("fmt", ["csv", "xlsx"])
 async def test_workers_write_the_file_the_exporting_process_writes(
-        chat: Chat, tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
+        chat: Chat, tmp_path: Path, fmt: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
     deps = await seed(chat)
     monkeypatch.setattr(export_module, "XLSX_MAX_ROWS", 2)  # a sheet ends inside the pool
     await to_earlier_layout(deps, next(r for r in await all_records(deps) if r.id == "P3"))
     query = ExportQuery(TOWNSHIP, RecordKind.PERSON, fmt=fmt)  # type: ignore[arg-type]
     alone, pooled = tmp_path / f"alone.{fmt}", tmp_path / f"pooled.{fmt}"
-    assert await export(with_workers(deps, 0), "p1", query, alone) == 3
-    assert await export(with_workers(deps, 2), "p1", query, pooled) == 3
+    with caplog.at_level(logging.INFO, logger="collect.exportpool"):
+        assert await export(with_workers(deps, 0), "p1", query, alone) == 3
+        assert "worker processes" not in caplog.text
+        assert await export(with_workers(deps, 2), "p1", query, pooled) == 3
+        assert "rows now made in 2 worker processes" in caplog.text
     if fmt == "csv":
         assert pooled.read_bytes() == alone.read_bytes()
         assert sorted(row[0] for row in read_csv(pooled)[1:]) == ["P1", "P2", "P3"]
@@ -60,13 +65,11 @@ async def test_workers_write_the_file_the_exporting_process_writes(
         assert "xl/worksheets/sheet2.xml" in sheets_of(pooled), "three rows, two a sheet"
 
 
-async def test_the_pool_makes_rows_in_other_processes(chat: Chat,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_the_pool_makes_rows_in_other_processes(chat: Chat) -> None:
     deps = await seed(chat)
     packed = await deps.store.get_packed(["P1", "P2", "P3"])
     spec = RenderSpec(deps.cipher, columns(RecordKind.PERSON), False, "xlsx")
-    monkeypatch.setattr(exportpool, "INLINE_ROWS", 0)
-    async with RowPool(spec, workers=2) as pool:
+    async with RowPool(spec, workers=2, inline_rows=0) as pool:
         made = [pool.submit(packed[i:i + 1], 2 + i) for i in range(3)]
         assert pool.depth == 4, "two batches in flight per worker"
         texts = [await text for text in made]

@@ -122,8 +122,8 @@ async def test_rows_come_whole_when_the_slot_map_is_out_of_date(chat: Chat) -> N
         other = next(n for n in cluster.get_primaries() if n.name != owner.name)
         cluster.nodes_manager.slots_cache[slot] = [other]
         assert await get_direct(cluster, keys) is None, "MOVED: the caller falls back"
-    assert await deps.store.get_rows(ids) == [json.loads(r.pack()) for r in records]
-    assert await deps.store.get_rows(ids) == [json.loads(r.pack()) for r in records]
+    assert await deps.store.get_packed(ids) == [r.pack() for r in records]
+    assert await deps.store.get_packed(ids) == [r.pack() for r in records]
 
 
 def test_a_batch_decodes_as_its_values_alone() -> None:
