@@ -179,7 +179,7 @@ class CollectSettings(BaseModel):
     # processes making a large export's rows (collect/exportpool.py): None = one per core,
     # 0 = in the exporting process; rows made there first, before any process starts
     export_workers: int | None = Field(None, ge=0, le=64)
-    export_inline_rows: int = Field(20_000, ge=0)
+    export_inline_rows: int = Field(50_000, ge=0)
 
 
 class CasesSettings(BaseModel):

@@ -2,10 +2,11 @@
 
 Making rows is the CPU part of an export (decoding, four seals opened per person, the row
 and its text): in one process it holds one core, and in `serve` it takes the event loop's
-time from WeCom's callbacks. Once settings.collect.export_inline_rows (20,000) rows have
-been made in the exporting process (a small export starts no process), batches go to a pool
-of worker processes, one per core unless settings.collect.export_workers says otherwise,
-while the exporting process reads the next batches and writes the finished ones in order.
+time from WeCom's callbacks. Once settings.collect.export_inline_rows (50,000) rows have
+been made in the exporting process (an export of less than half that starts no process),
+batches go to a pool of worker processes, one per core unless settings.collect.export_workers
+says otherwise, while the exporting process reads the next batches and writes the finished
+ones in order.
 
 Workers are spawned, not forked: the exporting process may hold threads and sockets that a
 fork would copy in an unknown state. They get the cipher through their start-up pipe,
@@ -48,7 +49,8 @@ class RowPool:
         self._spec = spec
         self._render = Renderer(spec)
         self._workers = workers
-        self._inline_left = inline_rows
+        self._inline_rows = inline_rows
+        self._inline_done = 0
         self._executor: ProcessPoolExecutor | None = None
 
     @property
@@ -58,17 +60,27 @@ class RowPool:
 
     def submit(self, packed: list[str], first_row: int) -> asyncio.Future[str]:
         loop = asyncio.get_running_loop()
-        if self._workers == 0 or self._inline_left > 0:
-            self._inline_left -= len(packed)
+        if self._workers and self._executor is None and \
+                self._inline_done >= self._inline_rows // 2:
+            self._executor = self._start()
+        if self._executor is None or self._inline_done < self._inline_rows:
+            self._inline_done += len(packed)
             done: asyncio.Future[str] = loop.create_future()
             done.set_result(self._render(packed, first_row))
             return done
-        if self._executor is None:
-            log.info("export: rows now made in %d worker processes", self._workers)
-            self._executor = ProcessPoolExecutor(
-                self._workers, mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker, initargs=(self._spec,))
         return loop.run_in_executor(self._executor, _render_in_worker, packed, first_row)
+
+    def _start(self) -> ProcessPoolExecutor:
+        """The workers, started halfway through the inline rows: a worker takes most of a
+        second to start (an interpreter, its imports), which the rows made here meanwhile
+        hide."""
+        log.info("export: rows now made in %d worker processes", self._workers)
+        executor = ProcessPoolExecutor(self._workers, initializer=_start_worker,
+                                       initargs=(self._spec,),
+                                       mp_context=multiprocessing.get_context("spawn"))
+        for _ in range(self._workers):
+            executor.submit(_ready)  # each submit starts one more process, up to the limit
+        return executor
 
     async def __aenter__(self) -> RowPool:
         return self
@@ -85,6 +97,10 @@ def _start_worker(spec: RenderSpec) -> None:
     global _render
     gc.disable()
     _render = Renderer(spec)
+
+
+def _ready() -> None:
+    """Nothing: submitted once per worker so that all start at once."""
 
 
 def _render_in_worker(packed: list[str], first_row: int) -> str:
