@@ -65,13 +65,16 @@ async def create_task(rt: Runtime, job: Job, worker: str) -> Result:
     if unit.state != "planned":
         return Result.DONE
     chats = await _sendable(rt, notice, unit, job)
-    if chats is None or not await rate_gate(rt, job, rt.costs.api("add_msg_template")):
+    grant = None if chats is None else \
+        await rate_gate(rt, job, rt.costs.api("add_msg_template"))
+    if chats is None or grant is None:
         return Result.DONE
     claim = _UnitClaim(rt, job, worker, chats)
     try:
-        result = await rt.wecom.add_msg_template(unit.owner, chats,
-                                                 content.resident_text(notice, for_task=True),
-                                                 content.attachments(notice), before_send=claim)
+        async with rt.limiter.restamped(grant):
+            result = await rt.wecom.add_msg_template(
+                unit.owner, chats, content.resident_text(notice, for_task=True),
+                content.attachments(notice), before_send=claim)
     except _NotClaimedError:
         return Result.DONE
     except NotReplicatedError:
@@ -281,9 +284,9 @@ async def find_task(rt: Runtime, notice: Notice, unit: Unit
     since = int((unit.submitted_at or notice.started_at) - 120)
     cursor, until = "", int(rt.clock.now() + 60)
     while True:
-        await rt.limiter.acquire(rt.costs.api("get_groupmsg_list_v2"))
-        page = await rt.wecom.get_groupmsg_list_v2(since, until, creator=unit.owner,
-                                                   filter_type=0, cursor=cursor)
+        async with rt.limiter.hold(rt.costs.api("get_groupmsg_list_v2")):
+            page = await rt.wecom.get_groupmsg_list_v2(since, until, creator=unit.owner,
+                                                       filter_type=0, cursor=cursor)
         for summary in page.items:
             if summary.creator == unit.owner and content.has_marker(summary.text, notice.id):
                 results = await send_results(rt, summary.msgid, unit.owner)

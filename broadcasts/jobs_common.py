@@ -6,7 +6,7 @@ import logging
 from enum import Enum
 
 from broadcasts.deps import Runtime
-from broadcasts.limiter import Rate
+from broadcasts.limiter import Grant, Rate
 from broadcasts.models import PENDING_STATES, PairState
 from broadcasts.queue import Job
 
@@ -22,16 +22,17 @@ class Result(Enum):
     LEAVE = "leave"  # a live worker still holds the record: leave the entry pending
 
 
-async def rate_gate(rt: Runtime, job: Job, rates: list[Rate]) -> bool:
-    """Take `rates` now (True), or defer `job` until they can be taken (False)."""
+async def rate_gate(rt: Runtime, job: Job, rates: list[Rate]) -> Grant | None:
+    """Take `rates` now (the grant: make the call inside `rt.limiter.restamped(grant)`), or
+    defer `job` until they can be taken (None)."""
     while True:
-        wait = await rt.limiter.try_acquire(rates)
-        if wait <= 0:
-            return True
-        if wait > SHORT_WAIT:
-            await rt.queue.defer([job], rt.clock.now() + wait)
-            return False
-        await rt.clock.sleep(wait)
+        grant = await rt.limiter.take(rates)
+        if grant.granted:
+            return grant
+        if grant.wait > SHORT_WAIT:
+            await rt.queue.defer([job], rt.clock.now() + grant.wait)
+            return None
+        await rt.clock.sleep(grant.wait)
 
 
 def retry_delay(rt: Runtime, failures: int) -> float | None:

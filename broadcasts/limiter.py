@@ -11,11 +11,19 @@ Times are simulated milliseconds from the callers' shared Clock (not Redis TIME)
 sped-up clock WeCom's "per minute" is a simulated minute. Windows are widened by a small
 guard so that network jitter between our grant and WeCom's count cannot push two bursts into
 one of WeCom's windows.
+
+WeCom counts a call when the request reaches it, which may be long after our grant (a loaded
+machine, the pair's claim, a slow network): more than the guard, and the next window's first
+grants would reach WeCom while it still counts the slow call (45009 right after a window
+reopens). So a call is accounted at the later of its grant and its answer: the caller holds
+the `Grant` and `restamped()` moves its entries to the time the answer came back, which is
+never before WeCom counted it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
@@ -70,7 +78,24 @@ for i = 1, n do
   redis.call('PEXPIRE', log, ttl)
   redis.call('PEXPIRE', sumk, ttl)
 end
-return {1, 0, used_out}
+return {1, seq, used_out}
+"""
+
+# Moves a grant's entries to `now` (never earlier); an entry the window already dropped (a
+# call slower than the window) is counted again, since WeCom counted it within the call.
+_RESTAMP = """
+local now, n = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 1, n do
+  local log, sumk = KEYS[2 * i - 1], KEYS[2 * i]
+  local base = 2 + 3 * (i - 1)
+  local member, cost, ttl = ARGV[base + 1], tonumber(ARGV[base + 2]), tonumber(ARGV[base + 3])
+  local score = redis.call('ZSCORE', log, member)
+  if not score then redis.call('INCRBY', sumk, cost) end
+  if not score or tonumber(score) < now then redis.call('ZADD', log, now, member) end
+  redis.call('PEXPIRE', log, ttl)
+  redis.call('PEXPIRE', sumk, ttl)
+end
+return n
 """
 
 
@@ -88,6 +113,20 @@ class Rate:
     cost: int = 1
 
 
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """One request's answer. Granted (`seq` names its entries): `wait` is what was waited
+    first; refused (`seq` 0): `wait` is the simulated seconds until it could be granted."""
+
+    wait: float
+    seq: int = 0
+    rates: tuple[Rate, ...] = ()
+
+    @property
+    def granted(self) -> bool:
+        return self.seq > 0
+
+
 class RateLimiter:
     """Grants requests against shared ceilings; every process and worker uses the same buckets."""
 
@@ -98,21 +137,67 @@ class RateLimiter:
         self._clock = clock
         self.guard = guard
         self._script = redis.register_script(_ACQUIRE)
+        self._restamp = redis.register_script(_RESTAMP)
+
+    async def take(self, rates: Sequence[Rate], *, now: float | None = None) -> Grant:
+        """Take every rate at once, or say how long until it could be (`Grant.wait`)."""
+        granted, value, _ = await self._run(rates, commit=True, now=now)
+        if not granted:
+            return Grant(value)
+        return Grant(0.0, int(value), tuple(rates))
 
     async def try_acquire(self, rates: Sequence[Rate], *, now: float | None = None) -> float:
-        """Take every rate at once; 0.0 when granted, else simulated seconds until it could be."""
-        granted, value, _ = await self._run(rates, commit=True, now=now)
-        return 0.0 if granted else value
+        """Take every rate at once; 0.0 when granted, else simulated seconds until it could be.
+        The entries stay stamped at the grant: for a call to WeCom, use take() + restamped()."""
+        return (await self.take(rates, now=now)).wait
 
     async def acquire(self, rates: Sequence[Rate]) -> float:
         """Wait (simulated time) until every rate can be taken, take them; returns the wait."""
+        grant = await self._wait_for(rates)
+        return grant.wait
+
+    @asynccontextmanager
+    async def hold(self, rates: Sequence[Rate]) -> AsyncIterator[Grant]:
+        """Wait for the rates, run the call inside, account it when it comes back."""
+        grant = await self._wait_for(rates)
+        async with self.restamped(grant):
+            yield grant
+
+    @asynccontextmanager
+    async def restamped(self, grant: Grant) -> AsyncIterator[None]:
+        """Run the call granted by `grant`; on the way out (answer, error or timeout) its
+        entries count from now, so the window they free cannot open before WeCom's does."""
+        try:
+            yield
+        finally:
+            await self.restamp(grant)
+
+    async def restamp(self, grant: Grant, *, now: float | None = None) -> None:
+        """Count `grant`'s entries from `now` (the call's answer) if that is later."""
+        if not grant.seq:
+            return
+        keys: list[str] = []
+        args: list[str | int] = [self._ms(now), len(grant.rates)]
+        for rate in grant.rates:
+            keys += [self._keys.bucket_log(rate.bucket), self._keys.bucket_sum(rate.bucket)]
+            args += [f"{grant.seq}:{rate.cost}", rate.cost, self._ttl_ms(rate)]
+        await self._restamp(keys=keys, args=args)
+
+    async def _wait_for(self, rates: Sequence[Rate]) -> Grant:
+        """Take the rates, sleeping out each named wait; Grant.wait is the total waited."""
         waited = 0.0
         while True:
-            wait = await self.try_acquire(rates)
-            if wait <= 0:
-                return waited
-            await self._clock.sleep(wait)
-            waited += wait
+            grant = await self.take(rates)
+            if grant.granted:
+                return Grant(waited, grant.seq, grant.rates)
+            await self._clock.sleep(grant.wait)
+            waited += grant.wait
+
+    def _ms(self, now: float | None) -> int:
+        return int((self._clock.now() if now is None else now) * 1000)
+
+    def _ttl_ms(self, rate: Rate) -> int:
+        return self._clock.real_ms(rate.window * 2) + 1000
 
     async def usage(self, rates: Sequence[Rate], *, now: float | None = None) -> list[int]:
         """How much of each bucket the current window has used (nothing is taken)."""
@@ -124,15 +209,15 @@ class RateLimiter:
         if not rates:
             return True, 0.0, []
         keys: list[str] = []
-        args: list[str | int] = [int((self._clock.now() if now is None else now) * 1000),
-                                 len(rates), "1" if commit else "0"]
+        args: list[str | int] = [self._ms(now), len(rates), "1" if commit else "0"]
         for rate in rates:
             window_ms = int((rate.window + self.guard) * 1000)
             keys += [self._keys.bucket_log(rate.bucket), self._keys.bucket_sum(rate.bucket)]
-            args += [rate.limit, window_ms, rate.cost, self._clock.real_ms(rate.window * 2) + 1000]
+            args += [rate.limit, window_ms, rate.cost, self._ttl_ms(rate)]
         keys.append(self._keys.limiter_seq())
         status, value, used = await self._script(keys=keys, args=args)
         if int(status) < 0:
             bad = rates[int(value) - 1]
             raise CeilingTooSmallError(f"{bad.bucket}: 单次消耗 {bad.cost} 超过上限 {bad.limit}")
-        return int(status) == 1, int(value) / 1000, [int(u) for u in used]
+        granted = int(status) == 1  # value: the grant's seq, else the wait in ms
+        return granted, int(value) if granted else int(value) / 1000, [int(u) for u in used]

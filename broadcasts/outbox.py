@@ -77,10 +77,12 @@ async def tell(rt: Runtime, job: Job, worker: str) -> Result:
     msg = await _load(rt, job.notice, job.ref)
     if msg is None or msg.state != PENDING:
         return Result.DONE
-    if not await rate_gate(rt, job, rt.costs.app_message(msg.to)):
+    grant = await rate_gate(rt, job, rt.costs.app_message(msg.to))
+    if grant is None:
         return Result.DONE
     try:
-        await rt.wecom.send_text(msg.to, msg.text)
+        async with rt.limiter.restamped(grant):
+            await rt.wecom.send_text(msg.to, msg.text)
     except (TransientError, AmbiguousError, RateLimitedError) as error:
         await _failed_try(rt, job, msg, error)
         return Result.DONE

@@ -103,9 +103,9 @@ async def last_look(rt: Runtime, notice: Notice) -> list[Unit]:
 
     async def look(unit: Unit) -> bool | None:  # None: try again
         async with gate:
-            await rt.limiter.acquire(rt.costs.api("get_groupmsg_task"))
             try:
-                await refresh_unit(rt, notice, unit)
+                async with rt.limiter.hold(rt.costs.api("get_groupmsg_task")):
+                    await refresh_unit(rt, notice, unit)
                 return True
             except (TransientError, AmbiguousError, RateLimitedError):
                 return None
@@ -276,9 +276,9 @@ async def _send_part(rt: Runtime, userid: str, text: str) -> WeComError | None:
     for attempt in range(REPORT_TRIES):
         if attempt:
             await rt.clock.sleep(REPORT_BACKOFF * 2 ** (attempt - 1))
-        await rt.limiter.acquire(rt.costs.app_message(userid))
         try:
-            await rt.wecom.send_text(userid, text)
+            async with rt.limiter.hold(rt.costs.app_message(userid)):
+                await rt.wecom.send_text(userid, text)
             return None
         except (TransientError, AmbiguousError) as passing:
             error = passing

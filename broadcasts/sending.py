@@ -18,6 +18,7 @@ from broadcasts.jobs_common import (
     retry_delay,
     worker_alive,
 )
+from broadcasts.limiter import Grant
 from broadcasts.models import Notice, PairRecord, PairState, PlannedGroup
 from broadcasts.queue import Job
 from broadcasts.state import Item, NotReplicatedError
@@ -39,9 +40,10 @@ async def send_group(rt: Runtime, job: Job, worker: str) -> Result:
     group = PlannedGroup.from_json(raw_group)
     rates = (rt.costs.webhook(group.webhook_key) if group.kind == DeliveryKind.WEBHOOK
              else rt.costs.appchat(group.members))
-    if not await rate_gate(rt, job, rates):
+    grant = await rate_gate(rt, job, rates)
+    if grant is None:
         return Result.DONE
-    await _send_and_settle(rt, notice, group, record, job, _Claim(rt, job, worker))
+    await _send_and_settle(rt, notice, group, record, job, _Claim(rt, job, worker, grant))
     return Result.DONE
 
 
@@ -53,8 +55,9 @@ class _Claim:
     """PLANNED → SUBMITTED, run by the client right before the request is written, so the
     pair looks "in flight" only while it really may be (see bot.wecom.client.Call)."""
 
-    def __init__(self, rt: Runtime, job: Job, worker: str) -> None:
+    def __init__(self, rt: Runtime, job: Job, worker: str, grant: Grant) -> None:
         self.rt, self.job, self.worker, self.moved = rt, job, worker, False
+        self.grant = grant
 
     async def __call__(self) -> None:
         state = self.rt.state
@@ -75,12 +78,13 @@ async def _send_and_settle(rt: Runtime, notice: Notice, group: PlannedGroup,
                            record: PairRecord, job: Job, claim: _Claim) -> None:
     text, markdown, worker = resident_text(notice), notice.content.markdown, claim.worker
     try:
-        if group.kind == DeliveryKind.WEBHOOK:
-            await rt.wecom.webhook_send(group.webhook_key, text, markdown=markdown,
-                                        before_send=claim)
-        else:
-            await rt.wecom.appchat_send(group.chat_id, text, markdown=markdown,
-                                        before_send=claim)
+        async with rt.limiter.restamped(claim.grant):
+            if group.kind == DeliveryKind.WEBHOOK:
+                await rt.wecom.webhook_send(group.webhook_key, text, markdown=markdown,
+                                            before_send=claim)
+            else:
+                await rt.wecom.appchat_send(group.chat_id, text, markdown=markdown,
+                                            before_send=claim)
     except _NotClaimedError:
         return
     except NotReplicatedError:

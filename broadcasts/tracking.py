@@ -44,8 +44,8 @@ async def send_results(rt: Runtime, msgid: str, owner: str) -> list[GroupMsgSend
     out: list[GroupMsgSendResult] = []
     cursor = ""
     while True:
-        await rt.limiter.acquire(rt.costs.api("get_groupmsg_send_result"))
-        page = await rt.wecom.get_groupmsg_send_result(msgid, owner, cursor=cursor)
+        async with rt.limiter.hold(rt.costs.api("get_groupmsg_send_result")):
+            page = await rt.wecom.get_groupmsg_send_result(msgid, owner, cursor=cursor)
         out += page.items
         if not page.next_cursor:
             return out
@@ -66,12 +66,14 @@ async def owner_message(rt: Runtime, job: Job, worker: str) -> Result:
 async def tell_owner(rt: Runtime, notice: Notice, job: Job, owner: str, chats: list[str]) -> None:
     """The 1:1 app message asking the owner to confirm now; retried through `job` (kind
     owner_msg) when it cannot go at once. WeCom's duplicate check makes a repeat harmless."""
-    if not await rate_gate(rt, job, rt.costs.app_message(owner)):
+    grant = await rate_gate(rt, job, rt.costs.app_message(owner))
+    if grant is None:
         return
     groups = await rt.plans.groups_named(notice.id, chats)
     issuer = notice.extra.get("issuer_label") or "民警"
     try:
-        await rt.wecom.send_text(owner, content.owner_text(notice, issuer, groups))
+        async with rt.limiter.restamped(grant):
+            await rt.wecom.send_text(owner, content.owner_text(notice, issuer, groups))
     except (TransientError, RateLimitedError) as error:
         delay = error.retry_after if isinstance(error, RateLimitedError) else \
             retry_delay(rt, await rt.notices.count(notice.id, f"om:{job.ref}"))
@@ -93,12 +95,14 @@ async def poll(rt: Runtime, job: Job, worker: str) -> Result:
         return Result.DONE
     if rt.clock.now() > horizon(notice):
         return Result.DONE
-    if not await rate_gate(rt, job, rt.costs.api("get_groupmsg_task")):
+    grant = await rate_gate(rt, job, rt.costs.api("get_groupmsg_task"))
+    if grant is None:
         return Result.DONE
     regular = next_poll(rt.clock.now(), _interval(rt, notice), notice.deadline_at,
                         horizon(notice))
     try:
-        settled = await refresh_unit(rt, notice, unit)
+        async with rt.limiter.restamped(grant):
+            settled = await refresh_unit(rt, notice, unit)
     except (TransientError, RateLimitedError, AmbiguousError) as error:
         log.info("↻ bcast=%s unit=%s poll failed: %s", job.notice, job.ref, error)
         await rt.queue.defer([job], await _retry_at(rt, notice, job, regular))
@@ -164,12 +168,14 @@ async def still_waiting(rt: Runtime, notice: Notice, *, wait: bool = True,
         async with gate:
             try:
                 rates = rt.costs.api("get_groupmsg_task")
-                if not wait:
-                    if await rt.limiter.try_acquire(rates) > 0:
+                grant = await rt.limiter.take(rates)
+                if not grant.granted:
+                    if not wait:
                         return True
-                else:
-                    await rt.limiter.acquire(rates)
-                return not await refresh_unit(rt, notice, unit)
+                    async with rt.limiter.hold(rates):
+                        return not await refresh_unit(rt, notice, unit)
+                async with rt.limiter.restamped(grant):
+                    return not await refresh_unit(rt, notice, unit)
             except WeComError:
                 return True
 
@@ -231,12 +237,13 @@ async def remind(rt: Runtime, job: Job, worker: str) -> Result:
     if notice is None or unit is None or unit.state != AWAITING:
         return Result.DONE
     try:
-        await rt.limiter.acquire(rt.costs.api("get_groupmsg_task"))
-        if await refresh_unit(rt, notice, unit):
+        async with rt.limiter.hold(rt.costs.api("get_groupmsg_task")):
+            settled = await refresh_unit(rt, notice, unit)
+        if settled:
             return Result.DONE
         if unit.reminded < rt.config.ceilings.reminders_per_day:
-            await rt.limiter.acquire(rt.costs.api("remind_groupmsg_send"))
-            await rt.wecom.remind_groupmsg_send(unit.msgid)
+            async with rt.limiter.hold(rt.costs.api("remind_groupmsg_send")):
+                await rt.wecom.remind_groupmsg_send(unit.msgid)
     except (TransientError, RateLimitedError) as error:
         log.info("↻ bcast=%s unit=%s reminder failed: %s", job.notice, job.ref, error)
     except WeComError as error:
@@ -255,10 +262,11 @@ async def cancel_task(rt: Runtime, notice: Notice, unit: Unit) -> None:
     """撤回 of a task the owner has not confirmed: cancel it (after a last look, so a group
     that just received it is counted as reached)."""
     try:
-        await rt.limiter.acquire(rt.costs.api("cancel_groupmsg_send"))
-        await rt.wecom.cancel_groupmsg_send(unit.msgid)
-        await rt.limiter.acquire(rt.costs.api("get_groupmsg_task"))
-        if await refresh_unit(rt, notice, unit):
+        async with rt.limiter.hold(rt.costs.api("cancel_groupmsg_send")):
+            await rt.wecom.cancel_groupmsg_send(unit.msgid)
+        async with rt.limiter.hold(rt.costs.api("get_groupmsg_task")):
+            settled = await refresh_unit(rt, notice, unit)
+        if settled:
             return
     except WeComError as error:
         log.warning("! bcast=%s unit=%s cancel failed: %s", notice.id, unit.name, error)

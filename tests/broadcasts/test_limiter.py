@@ -78,3 +78,35 @@ async def test_many_concurrent_clients_never_exceed_any_window(redis: aioredis.R
         inside = [(t, c) for t, c in grants if start <= t < start + 60.0]
         assert sum(c for _, c in inside) <= 200
         assert len(inside) <= 20
+
+
+async def test_a_restamp_moves_the_grant_later_never_earlier(redis: aioredis.Redis) -> None:
+    lim = limiter(redis, guard=1.0)
+    rate = [Rate("s", 100, 60.0, 100)]
+    grant = await lim.take(rate, now=0.0)
+    assert grant.granted
+    await lim.restamp(grant, now=5.0)  # the answer came back 5 s after the grant
+    await lim.restamp(grant, now=2.0)  # an earlier time changes nothing
+    assert await lim.try_acquire(rate, now=61.0) == pytest.approx(5.0)  # 5 + 60 + 1 - 61
+    assert await lim.usage(rate, now=61.0) == [100]
+    assert await lim.try_acquire(rate, now=66.0) == 0.0
+
+
+async def test_a_call_slower_than_the_window_is_counted_again(redis: aioredis.Redis) -> None:
+    lim = limiter(redis)
+    rate = [Rate("w", 10, 60.0, 4)]
+    grant = await lim.take(rate, now=0.0)
+    assert await lim.usage(rate, now=70.0) == [0]  # the window dropped it meanwhile
+    await lim.restamp(grant, now=70.0)  # WeCom counted it within the call: count it again
+    assert await lim.usage(rate, now=70.0) == [4]
+    assert await lim.usage(rate, now=131.0) == [0]
+
+
+async def test_a_refused_request_has_nothing_to_restamp(redis: aioredis.Redis) -> None:
+    lim = limiter(redis)
+    rate = [Rate("n", 1, 60.0)]
+    assert (await lim.take(rate, now=0.0)).granted
+    refused = await lim.take(rate, now=1.0)
+    assert not refused.granted and refused.wait == pytest.approx(59.0)
+    await lim.restamp(refused, now=2.0)
+    assert await lim.usage(rate, now=2.0) == [1]

@@ -14,6 +14,7 @@ sim.add_appchat(chat_id, name, members) ; sim.add_robot(key, chat_id)
 sim.dismiss_group(chat_id) ; sim.rename_group(chat_id, name) ; sim.transfer_group(chat_id, owner)
 sim.change_members(chat_id, delta) ; sim.group(chat_id) -> CustomerGroup | None
 sim.invalidate_token() ; sim.set_faults(FaultConfig(…), …) ; sim.set_latency(LatencyConfig(…))
+hold = sim.hold(api)  # its next call waits uncounted: hold.arrived, then hold.release.set()
 await sim.post_text(from_user, content, msg_id=None) -> CallbackResult
 await sim.post_chat_event(chat_id, change_type, update_detail="", **extra) -> CallbackResult
 await sim.post_contact_event(user_id, external_user_id, change_type="add_external_contact")

@@ -1,9 +1,12 @@
-"""Latency and fault injection, both deterministic from the simulator's seed."""
+"""Latency and fault injection, both deterministic from the simulator's seed; held calls."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+from collections import deque
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from bot.wecom.simulator.config import (
     FAULT_KINDS,
@@ -14,6 +17,37 @@ from bot.wecom.simulator.config import (
 )
 
 Fault = tuple[FaultKind, TimeoutMode]
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """One call held on its way in, before WeCom counts it: `arrived` is set when it reaches
+    the simulator, and it goes on once `release` is set (a slow network or a loaded machine
+    between the caller's rate grant and WeCom's count, made deterministic for tests)."""
+
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Holds:
+    """Holds asked for per API, taken by its next calls in order."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, deque[Hold]] = {}
+
+    def add(self, api: str) -> Hold:
+        hold = Hold()
+        self._waiting.setdefault(api, deque()).append(hold)
+        return hold
+
+    async def pass_through(self, api: str) -> None:
+        """Wait here if a hold is waiting for this API's next call."""
+        queue = self._waiting.get(api)
+        if not queue:
+            return
+        hold = queue.popleft()
+        hold.arrived.set()
+        await hold.release.wait()
 
 
 class Latency:

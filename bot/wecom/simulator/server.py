@@ -68,6 +68,7 @@ def add_routes(app: web.Application, state: SimState) -> None:
 
 async def serve(state: SimState, api: Api, request: web.Request) -> web.StreamResponse:
     state.records.call(api.name)
+    await state.holds.pass_through(api.name)
     delay = state.latency.sample()
     if delay:
         await state.clock.sleep(delay)

@@ -11,7 +11,7 @@ from aiohttp import web
 from bot.clock import Clock
 from bot.wecom.simulator import admin, auth, payloads, server
 from bot.wecom.simulator.callbacks import Callback, CallbackPoster, CallbackResult
-from bot.wecom.simulator.chaos import Faults, Latency
+from bot.wecom.simulator.chaos import Faults, Hold, Latency
 from bot.wecom.simulator.config import FaultConfig, LatencyConfig, SimConfig
 from bot.wecom.simulator.groups import AppChat, CustomerGroup, month_of
 from bot.wecom.simulator.records import Delivery, Drop, Records
@@ -139,6 +139,11 @@ class WeComSimulator(KfDriver):
 
     def set_latency(self, latency: LatencyConfig) -> None:
         self.state.latency = Latency(latency, self.config.seed)
+
+    def hold(self, api: str) -> Hold:
+        """Hold the next call of `api` (e.g. "appchat/send") before it is counted: the test
+        waits for `hold.arrived`, then sets `hold.release`."""
+        return self.state.holds.add(api)
 
     # --- callbacks to the bot -------------------------------------------------------------
 

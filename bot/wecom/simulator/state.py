@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 
 from bot.clock import Clock
-from bot.wecom.simulator.chaos import Faults, Latency
+from bot.wecom.simulator.chaos import Faults, Holds, Latency
 from bot.wecom.simulator.config import SimConfig
 from bot.wecom.simulator.groups import Directory, GroupTable
 from bot.wecom.simulator.kf import KfState
@@ -44,6 +44,7 @@ class SimState:
         )
         self.latency = Latency(config.latency, config.seed)
         self.faults = Faults(config.faults, config.seed)
+        self.holds = Holds()
         self.api_limits = Limiter(
             config.api_calls_per_minute,
             config.api_calls_per_hour,

@@ -1,4 +1,10 @@
-"""Sliding-window counters, amortised O(1) per event, read against simulated time."""
+"""Sliding-window counters, amortised O(1) per event, read against simulated time.
+
+WeCom states its ceilings per minute and per hour (wecom.md §1.1, §2.1) without saying how a
+window is cut; a sliding window is the strictest reading (a sender within every sliding
+window is within any fixed one). A call is counted when WeCom handles it (after the held and
+latency time of server.serve, before the answer), not when the caller's limiter granted it.
+"""
 
 from __future__ import annotations
 
