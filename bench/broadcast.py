@@ -96,20 +96,21 @@ class Run:
         return sum(1 for x in self.latencies if x <= seconds) / self.groups
 
 
-def settings_for(redis_url: str, api: str, clock: Clock) -> Settings:
+def settings_for(redis_url: str, api: str, clock: Clock, prefix: str = "gridbot") -> Settings:
     aes = base64.b64encode(secrets.token_bytes(32)).decode().rstrip("=")
     env = {"GRIDBOT_WECOM__CORP_ID": "wwbenchcorp0001", "GRIDBOT_WECOM__AGENT_ID": "1000002",
            "GRIDBOT_WECOM__SECRET": "bench-secret", "GRIDBOT_WECOM__TOKEN": secrets.token_hex(8),
            "GRIDBOT_WECOM__ENCODING_AES_KEY": aes, "GRIDBOT_REDIS__URL": redis_url,
            "GRIDBOT_WECOM__API_BASE_URL": api, "GRIDBOT_CLOCK__SPEED": repr(clock.speed),
            "GRIDBOT_CLOCK__ORIGIN": repr(clock.origin), "GRIDBOT_LOG__LEVEL": "WARNING",
-           "GRIDBOT_WECOM__MAX_CONCURRENCY": "128"}
+           "GRIDBOT_WECOM__MAX_CONCURRENCY": "128", "GRIDBOT_REDIS__PREFIX": prefix}
     return load_settings(ROOT / "settings.toml", env)
 
 
 def subprocess_env(settings: Settings) -> dict[str, str]:
     w = settings.wecom
     return {**os.environ, "GRIDBOT_REDIS__URL": settings.redis.url,
+            "GRIDBOT_REDIS__PREFIX": settings.redis.prefix,
             "GRIDBOT_WECOM__CORP_ID": w.corp_id,
             "GRIDBOT_WECOM__SECRET": w.secret.get_secret_value(),
             "GRIDBOT_WECOM__AGENT_ID": str(w.agent_id),
@@ -240,11 +241,15 @@ def group_latencies(sim: WeComSimulator, groups: Sequence[Group], marker: str | 
     return sorted(firsts[g.chat_id] - started for g in groups if g.chat_id in firsts)
 
 
-async def run_engine(city: City, redis_url: str, args: argparse.Namespace) -> tuple[Run, float]:
+async def run_engine(city: City, redis_url: str, args: argparse.Namespace,
+                     *, loaded: str = "") -> tuple[Run, float]:
+    """The engine's notice; `loaded`: the prefix of a registry already holding `city` (else
+    the Redis is emptied and the city written under the default prefix)."""
     clock = Clock(speed=args.speed, origin=time.time())
     async with Simulated(city, clock, seed=1) as sim:
-        settings = settings_for(redis_url, sim.api, clock)
-        await load(settings, clock, city)
+        settings = settings_for(redis_url, sim.api, clock, loaded or "gridbot")
+        if not loaded:
+            await load(settings, clock, city)
         redis = connect(redis_url)
         keys = Keys(settings.redis.prefix)
         async with aiohttp.ClientSession() as session:

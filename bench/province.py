@@ -1,27 +1,32 @@
-"""A province-sized registry on a three-master Redis Cluster: how the load spreads.
+"""A province on ONE three-master Redis Cluster: registry, records, a notice, how load spreads.
 
-Starts a real three-master cluster (bot.cluster.EmbeddedCluster), writes a synthetic
-registry of `--groups` groups (the 吕梁市 tree shape with more buildings), then prints:
-  - write time, Redis memory per group (used_memory summed over the primaries);
-  - the whole-tree subtree query (every active group with its records + breakdown by kind):
-    cold (a process that has decoded nothing yet) and warm, median ms; the same for the
-    largest 县区 (the shards of its 乡镇街道);
-  - a 24-notice burst of the broadcast job queue (8 shards) and 2,000 callbacks into the
-    inbox (4 shards): where their keys and commands land;
-  - the share of keys and of commands per primary (goal: no primary above 40 %);
-  - with `--records N[,M…]`: N 一标三实 person records (bench/export_records.py's generator:
-    sealed, blind-indexed, indexed under every ancestor), Redis memory per record part by
-    part, their keys' and write commands' share per primary, and export rows/s (CSV, XLSX)
-    with peak RSS, each export in a fresh process.
+One run starts a real three-master cluster (bot.cluster.EmbeddedCluster) and runs every phase
+on it in this order, so that the notice goes to the registry's groups and the last key count
+holds everything:
+  1. registry (`--groups N`, the 吕梁市 tree shape with more buildings): write time, Redis
+     memory per group (used_memory summed over the primaries); the whole-tree subtree query
+     (every active group with its records + breakdown by kind), cold (a process that has
+     decoded nothing yet) and warm, median ms, and the same for the largest 县区;
+  2. hot paths: 20,000 jobs through the broadcast job queue (8 shards) and 2,000 callbacks
+     into the inbox (4 shards);
+  3. records (`--records N[,M…]`): 一标三实 person records (bench/export_records.py's
+     generator: sealed, blind-indexed, indexed under every ancestor), Redis memory per record
+     part by part, and export rows/s (CSV, XLSX) with peak RSS, each export in a fresh child
+     process (export_records.py's child);
+  4. notice (`--notice`): a province-wide 紧急预警 to all the registry's groups, delivered by
+     `gridbot worker` subprocesses through the WeCom simulator with WeCom's ceilings
+     (bench/broadcast.py's engine phase): the machine part against the ceiling floor, the
+     ratio and the 45009 count. Past 20,000 groups the hourly app-chat ceiling (150,000
+     person-times) sets the floor at hours of simulated time: choose `--speed` so that
+     floor / speed fits the real time you have (10,800 s / 15 = 12 min at 100,000 groups);
+  5. the share of keys per primary with everything loaded, and of commands per primary per
+     phase and over the whole run (goal: no primary above 40 %).
 
-With `--notice` (instead of the phases above): a province-wide 紧急预警 to all `--groups`
-groups on a fresh three-master cluster, delivered by `gridbot worker` subprocesses through the
-WeCom simulator with WeCom's ceilings (bench/broadcast.py's engine phase): the machine part
-against the ceiling floor, the ratio and the 45009 count. Past 20,000 groups the hourly
-app-chat ceiling (150,000 person-times) sets the floor at hours of simulated time: choose
-`--speed` so that floor / speed fits the real time you have.
+Phases without their option are skipped: `--groups 0 --records …` is the records alone,
+`--records` left out the registry (+ `--notice`) alone.
 
-    .venv/bin/python bench/province.py [--groups 100000] [--runs 5]
+    .venv/bin/python bench/province.py --groups 100000 --records 2000000 --notice --speed 15
+    .venv/bin/python bench/province.py --groups 100000 --runs 5
     .venv/bin/python bench/province.py --groups 0 --records 1000000,2000000
     .venv/bin/python bench/province.py --groups 100000 --notice --speed 15
 """
@@ -61,7 +66,8 @@ from registry.city import City  # noqa: E402
 from registry.divisions import CITY_CODE  # noqa: E402
 from registry.models import Level  # noqa: E402
 from registry.store import Registry  # noqa: E402
-from registry.synthetic import generate_city  # noqa: E402
+
+HOT_PREFIX = "hot"  # the hot-path burst's keys, apart from the notice's queue
 
 
 async def per_primary(redis: Any, section: str) -> dict[str, Any]:
@@ -102,9 +108,43 @@ async def reset_stats(redis: Any) -> None:
         await cluster.config_resetstat(target_nodes=node)
 
 
+class Meter:
+    """Commands per primary, phase by phase: cumulative commandstats read at each cut and
+    never reset in between, so the phases add up to the whole run."""
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self.last: dict[str, int] = {}
+        self.phases: list[tuple[str, dict[str, int]]] = []
+
+    async def start(self) -> None:
+        await reset_stats(self.redis)
+        self.last = await calls_per_primary(self.redis)
+
+    async def cut(self, name: str) -> dict[str, int]:
+        """Commands per primary since the last cut, kept as phase `name`."""
+        now = await calls_per_primary(self.redis)
+        part = {node: n - self.last.get(node, 0) for node, n in now.items()}
+        self.last = now
+        self.phases.append((name, part))
+        return part
+
+    def total(self) -> dict[str, int]:
+        out: Counter[str] = Counter()
+        for _, part in self.phases:
+            out.update(part)
+        return dict(out)
+
+
+def worst_share(*counts: dict[str, int]) -> float:
+    return max(max(n / (sum(c.values()) or 1) for n in c.values()) for c in counts if c)
+
+
 async def hot_paths(redis: Any) -> None:
-    """The job queue and the callback inbox under a burst: where their commands land."""
-    queue = JobQueue(redis, BroadcastKeys(Keys(BENCH_PREFIX)), Clock())
+    """The job queue and the callback inbox under a burst (their own prefix: the notice's
+    workers never see these jobs)."""
+    keys = Keys(HOT_PREFIX)
+    queue = JobQueue(redis, BroadcastKeys(keys), Clock())
     await queue.ensure_group()
     await queue.enqueue(Job("send", n % 24, f"chat{n}") for n in range(20_000))
     read = 0
@@ -112,77 +152,105 @@ async def hot_paths(redis: Any) -> None:
         batch = await queue.read("bench", 256, 10)
         await queue.ack([e.id for e in batch])
         read += len(batch)
-    inbox = Inbox(redis, Keys(BENCH_PREFIX), Clock(), CallbackSettings(),
+    inbox = Inbox(redis, keys, Clock(), CallbackSettings(),
                   Sealer("bench-secret-0123456789", "inbox"))
     await asyncio.gather(*(inbox.put(TextMessage(sender=f"user{n % 500}", create_time=n,
                                                  content="巡查", msg_id=str(n)))
                            for n in range(2_000)))
 
 
-async def notice_phase(args: argparse.Namespace) -> bool:
-    """bench/broadcast.py's engine phase for all `--groups` groups on a three-master cluster."""
+async def notice_phase(url: str, city: City, args: argparse.Namespace) -> None:
+    """bench/broadcast.py's engine phase, to the groups the registry phase wrote."""
     options = broadcast.parse_args(
         ["--groups", str(args.groups), "--engine", "cluster", "--no-naive",
          "--speed", str(args.speed), "--workers", str(args.workers)])
-    city = broadcast.city_with_officer(options.groups)
-    with tempfile.TemporaryDirectory() as tmp, broadcast.engine_url("cluster", Path(tmp)) as url:
-        engine, floor = await broadcast.run_engine(city, url, options)
-    ok = broadcast.report(city, engine, None, floor, options)
-    print(f"全省通知（{len(city.groups):,} 个群，三主集群）：机器步骤 {engine.machine:.1f} s，"
-          f"下限 {floor:.1f} s，比值 {engine.machine / floor:.2f} ×，"
-          f"45009 应答 {engine.rate_limited} 次", flush=True)
-    return ok
+    engine, floor = await broadcast.run_engine(city, url, options, loaded=BENCH_PREFIX)
+    broadcast.report(city, engine, None, floor, options)
+    print(f"全省通知（{len(city.groups):,} 个群，三主集群，注册库即上面写入的）：机器步骤 "
+          f"{engine.machine:.1f} s，下限 {floor:.1f} s，比值 {engine.machine / floor:.2f} ×，"
+          f"45009 应答 {engine.rate_limited} 次（负载 {load_avg()}）", flush=True)
+
+
+def load_avg() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 async def main(args: argparse.Namespace) -> None:
-    if args.notice:
-        await notice_phase(args)
-        return
+    if args.notice and not args.groups:
+        raise SystemExit("--notice needs --groups > 0: the notice goes to the registry's groups")
     with tempfile.TemporaryDirectory() as tmp:
         cluster = EmbeddedCluster(Path(tmp), appendfsync="no")
         url = cluster.start()
         redis = connect(url)
         try:
-            if args.groups:
-                await registry_phase(redis, args)
-            if args.records:
-                sizes = sorted(int(n) for n in args.records.split(","))
-                await records_phase(redis, url, sizes, Path(tmp), args.formats.split(","))
+            await phases(redis, url, Path(tmp), args)
         finally:
             await redis.aclose()
             cluster.stop()
 
 
-async def registry_phase(redis: Any, args: argparse.Namespace) -> None:
-    city = generate_city(seed=1, total_groups=args.groups, residents=args.groups * 80)
-    registry = Registry(redis, Keys(BENCH_PREFIX), REAL_TIME)
+async def phases(redis: Any, url: str, tmp: Path, args: argparse.Namespace) -> None:
+    meter = Meter(redis)
+    await meter.start()
+    began = time.perf_counter()
+    city = None
+    if args.groups:
+        city = broadcast.city_with_officer(args.groups)
+        await registry_phase(redis, city, meter, args)
+        await hot_paths(redis)
+        print(f"任务队列 2 万个任务 + 2,000 条回调的命令分布："
+              f"{shares(await meter.cut('任务队列与回调'))}", flush=True)
+    if args.records:
+        sizes = sorted(int(n) for n in args.records.split(","))
+        await records_phase(redis, url, sizes, tmp, args.formats.split(","), meter)
+    if args.notice and city is not None:
+        await notice_phase(url, city, args)
+        await meter.cut("全省通知")
+    await summary(redis, meter, time.perf_counter() - began)
+
+
+async def summary(redis: Any, meter: Meter, seconds: float) -> None:
+    """Keys per primary with everything loaded; commands per primary per phase and in all."""
+    keys = await keys_per_primary(redis)
+    total = meter.total()
+    print(f"\n=== 一次运行、同一个三主集群（{seconds / 60:.1f} 分钟，负载 {load_avg()}） ===")
+    print(f"全部键分布（全部阶段之后，{sum(keys.values()):,} 个键）：{shares(keys)}")
+    for name, part in meter.phases:
+        print(f"  命令分布 · {name}（{sum(part.values()):,} 条）：{shares(part)}")
+    print(f"全部命令分布（整次运行，{sum(total.values()):,} 条）：{shares(total)}")
+    worst = worst_share(keys, total)
+    print("结论（全部键、整次运行的命令，目标：任何主节点不超过 40 %）：",
+          "达到" if worst <= 0.40 else f"未达到（最多的主节点占 {worst:.1%}）", flush=True)
+
+
+async def registry_phase(redis: Any, city: City, meter: Meter, args: argparse.Namespace) -> None:
+    # open() marks the empty registry with the current layout: the notice's workers then
+    # start without rebuilding its indexes
+    registry = await Registry.open(redis, Keys(BENCH_PREFIX), REAL_TIME)
     await registry.upsert_nodes(city.nodes, batch=2000)
     await registry.upsert_people(city.people, batch=2000)
-    await reset_stats(redis)
+    await meter.cut("注册库树与人员")
     before = await memory(redis)
+    keys_before = await keys_per_primary(redis)
     started = time.perf_counter()
     await registry.upsert_groups(city.groups, actor="bench", batch=2000)
     write_s = time.perf_counter() - started
     per_group = (await memory(redis) - before) / len(city.groups)
-    registry_calls = await calls_per_primary(redis)
+    registry_calls = await meter.cut("注册库写入群")
     county = largest_county(city)
     county_shards = len(await registry.shards_for([county]))
-    await reset_stats(redis)
     cold = await timed(args.runs, lambda: subtree(fresh(registry), CITY_CODE))
     county_cold = await timed(args.runs, lambda: subtree(fresh(registry), county))
-    cold_calls = await calls_per_primary(redis)
+    cold_calls = await meter.cut("注册库冷查询")
     reader = fresh(registry)
     await subtree(reader, CITY_CODE)
     await subtree(reader, county)
-    await reset_stats(redis)
+    await meter.cut("注册库预热")
     warm = await timed(args.runs, lambda: subtree(reader, CITY_CODE))
     county_warm = await timed(args.runs, lambda: subtree(reader, county))
-    warm_calls = await calls_per_primary(redis)
+    warm_calls = await meter.cut("注册库热查询")
     registry_keys = await keys_per_primary(redis)
-    await reset_stats(redis)
-    await hot_paths(redis)
-    hot_calls = await calls_per_primary(redis)
-    all_keys = await keys_per_primary(redis)
+    group_keys = {n: k - keys_before.get(n, 0) for n, k in registry_keys.items()}
     print(f"三主 Redis 集群；{len(city.groups):,} 个群（{city.nodes[0].name} 树形，更多楼栋）")
     print(f"写入 {write_s:.1f} 秒；每群 Redis 内存 {per_group:.0f} 字节"
           "（各主节点 used_memory 之和）")
@@ -190,15 +258,12 @@ async def registry_phase(redis: Any, args: argparse.Namespace) -> None:
           f"（p95 {cold[1]:.0f}），热 {warm[0]:.0f} ms")
     print(f"最大县区 {county} 子树查询（{county_cold[2]:,} 个群，{county_shards} 个分片）：冷 "
           f"{county_cold[0]:.0f} ms（p95 {county_cold[1]:.0f}），热 {county_warm[0]:.0f} ms")
-    print(f"注册库键分布：{shares(registry_keys)}")
+    print(f"注册库键分布：{shares(registry_keys)}（其中群写入的键：{shares(group_keys)}）")
     print(f"注册库写入命令分布：{shares(registry_calls)}")
     print(f"注册库查询命令分布（冷）：{shares(cold_calls)}")
     print(f"注册库查询命令分布（热）：{shares(warm_calls)}")
-    print(f"任务队列 2 万个任务 + 2,000 条回调的命令分布：{shares(hot_calls)}")
-    print(f"全部键分布：{shares(all_keys)}")
-    worst = max(max(n / (sum(c.values()) or 1) for n in c.values())
-                for c in (registry_keys, registry_calls, all_keys))
-    print("结论（注册库键与写入命令、全部键，目标：任何主节点不超过 40 %）：",
+    worst = worst_share(registry_keys, registry_calls)
+    print("结论（注册库键与写入命令，目标：任何主节点不超过 40 %）：",
           "达到" if worst <= 0.40 else f"未达到（最多的主节点占 {worst:.1%}）", flush=True)
 
 
@@ -211,17 +276,17 @@ def largest_county(city: City) -> str:
 
 
 async def records_phase(redis: Any, url: str, sizes: list[int], tmp: Path,
-                        formats: list[str]) -> None:
+                        formats: list[str], meter: Meter) -> None:
     """一标三实 records on the cluster: memory per record, key and command shares, export."""
     env = er.environment(url)
     deps = er.build_deps(redis, load_settings(ROOT / "settings.toml", env))
     paths = await er.seed_registry(deps)
     before, keys_before, made = await memory(redis), await keys_per_primary(redis), 0
-    await reset_stats(redis)
+    await meter.cut("记录前的树")
     for size in sizes:
         took, added = await er.generate(deps, paths, made, size), size - made
         made = size
-        calls = await calls_per_primary(redis)
+        calls = await meter.cut(f"写入 {size:,} 条记录")
         used = await memory(redis) - before
         keys_now = await keys_per_primary(redis)
         record_keys = {name: n - keys_before.get(name, 0) for name, n in keys_now.items()}
@@ -241,6 +306,7 @@ async def records_phase(redis: Any, url: str, sizes: list[int], tmp: Path,
             print(f"{size:>9} {fmt:>6} {r['seconds']:>9.1f} {size / r['seconds']:>9.0f} "
                   f"{size / r['cpu_s']:>10.0f} {r['rss_mb']:>12.1f} {r['file_mb']:>8.1f}   "
                   f"(load {os.getloadavg()[0]:.1f})", flush=True)
+        print(f"导出命令分布：{shares(await meter.cut(f'导出 {size:,} 条'))}", flush=True)
 
 
 if __name__ == "__main__":
@@ -250,7 +316,7 @@ if __name__ == "__main__":
     parser.add_argument("--records", default="", help="一标三实 record counts, e.g. 2000000")
     parser.add_argument("--formats", default="csv,xlsx")
     parser.add_argument("--notice", action="store_true",
-                        help="only the province-wide notice (machine part against the floor)")
+                        help="the province-wide notice to the registry's groups, last")
     parser.add_argument("--speed", type=float, default=15.0, help="--notice: clock speed-up")
     parser.add_argument("--workers", type=int, default=2, help="--notice: gridbot workers")
     asyncio.run(main(parser.parse_args()))
