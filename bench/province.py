@@ -159,7 +159,15 @@ async def hot_paths(redis: Any) -> None:
                            for n in range(2_000)))
 
 
-async def notice_phase(url: str, city: City, args: argparse.Namespace) -> None:
+def home_of(redis: Any, key: str) -> str:
+    """The primary serving `key`'s slot."""
+    cluster = cluster_of(redis)
+    assert cluster is not None
+    node = cluster.get_node_from_key(key)
+    return node.name if node is not None else "?"
+
+
+async def notice_phase(redis: Any, url: str, city: City, args: argparse.Namespace) -> None:
     """bench/broadcast.py's engine phase, to the groups the registry phase wrote."""
     options = broadcast.parse_args(
         ["--groups", str(args.groups), "--engine", "cluster", "--no-naive",
@@ -169,6 +177,9 @@ async def notice_phase(url: str, city: City, args: argparse.Namespace) -> None:
     print(f"全省通知（{len(city.groups):,} 个群，三主集群，注册库即上面写入的）：机器步骤 "
           f"{engine.machine:.1f} s，下限 {floor:.1f} s，比值 {engine.machine / floor:.2f} ×，"
           f"45009 应答 {engine.rate_limited} 次（负载 {load_avg()}）", flush=True)
+    bkeys = BroadcastKeys(Keys(BENCH_PREFIX))
+    print(f"通知 #1 的槽（{{bc:1}}，每群的状态）在 {home_of(redis, bkeys.pairs(1))}；"
+          f"限流器的槽（{{rl}}）在 {home_of(redis, bkeys.limiter_seq())}", flush=True)
 
 
 def load_avg() -> str:
@@ -204,7 +215,7 @@ async def phases(redis: Any, url: str, tmp: Path, args: argparse.Namespace) -> N
         sizes = sorted(int(n) for n in args.records.split(","))
         await records_phase(redis, url, sizes, tmp, args.formats.split(","), meter)
     if args.notice and city is not None:
-        await notice_phase(url, city, args)
+        await notice_phase(redis, url, city, args)
         await meter.cut("全省通知")
     await summary(redis, meter, time.perf_counter() - began)
 
