@@ -22,14 +22,18 @@ never before WeCom counted it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
+from redis.exceptions import RedisError
 
 from bot.clock import Clock
 from broadcasts.keys import BroadcastKeys
+
+log = logging.getLogger(__name__)
 
 _ACQUIRE = """
 local now = tonumber(ARGV[1])
@@ -170,7 +174,17 @@ class RateLimiter:
         try:
             yield
         finally:
+            await self._restamp_or_keep(grant)
+
+    async def _restamp_or_keep(self, grant: Grant) -> None:
+        """restamp, except that a Redis gone away (a failover) must not hide the call's own
+        outcome: a message sent but reported failed would be sent again. The entries then
+        count from the grant, as they did before re-stamps."""
+        try:
             await self.restamp(grant)
+        except (RedisError, OSError) as error:
+            log.warning("limiter: a call's answer could not be re-stamped (%s); it counts "
+                        "from its grant", type(error).__name__)
 
     async def restamp(self, grant: Grant, *, now: float | None = None) -> None:
         """Count `grant`'s entries from `now` (the call's answer) if that is later."""

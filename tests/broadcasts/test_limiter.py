@@ -110,3 +110,18 @@ async def test_a_refused_request_has_nothing_to_restamp(redis: aioredis.Redis) -
     assert not refused.granted and refused.wait == pytest.approx(59.0)
     await lim.restamp(refused, now=2.0)
     assert await lim.usage(rate, now=2.0) == [1]
+
+
+async def test_a_call_whose_restamp_finds_redis_gone_keeps_its_outcome(
+        redis: aioredis.Redis, unused_tcp_port: int) -> None:
+    """A failover between the call and its re-stamp: the call's answer (here, that it was
+    sent) must come through; the entries keep counting from the grant."""
+    keys = BroadcastKeys(Keys("t"))
+    grant = await RateLimiter(redis, keys, Clock()).take([Rate("r", 5, 60.0)], now=1.0)
+    gone = aioredis.Redis(port=unused_tcp_port, socket_connect_timeout=0.5)
+    sent = False
+    async with RateLimiter(gone, keys, Clock()).restamped(grant):
+        sent = True
+    await gone.aclose()
+    assert sent
+    assert await limiter(redis).usage([Rate("r", 5, 60.0)], now=60.5) == [1], "from the grant"
