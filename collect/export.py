@@ -22,14 +22,11 @@ from typing import Protocol, TypeVar
 from collect.crypto import FieldCryptoError
 from collect.deps import CollectDeps
 from collect.exportpool import RowPool, worker_count
-from collect.exportrows import Format, RenderSpec, csv_text, row_maker, safe_cell
+from collect.exportrows import Format, RenderSpec, csv_text, safe_cell
 from collect.models import Record, RecordKind, ReviewState
 from collect.records import reveal
 from collect.replies import when
 from collect.xlsxstream import StreamingBook, sheet_rows
-
-__all__ = ["BATCH", "COLUMNS", "CsvSink", "ExportForbiddenError", "ExportQuery", "XlsxSink",
-           "columns", "export", "row_maker", "row_of", "safe_cell"]
 
 T = TypeVar("T")
 XLSX_MAX_ROWS = 1_048_575  # one header row per sheet

@@ -9,11 +9,12 @@ says otherwise, while the exporting process reads the next batches and writes th
 ones in order.
 
 Workers are spawned, not forked: the exporting process may hold threads and sockets that a
-fork would copy in an unknown state. They get the cipher through their start-up pipe,
-memory to memory; rows with full numbers come back the same way, to the file they were
-going to. Workers run without the cyclic GC: rows hold no cycles, and its passes over the
-young rows cost a tenth of a worker's time. A worker that dies fails the export
-(BrokenProcessPool), which export() audits as an error.
+fork would copy in an unknown state (spawn re-imports the program's main module, so a
+program that embeds export() guards its `__main__`, as `gridbot` does). They get the
+cipher through their start-up pipe, memory to memory; rows with full numbers come back the
+same way, to the file they were going to. Workers run without the cyclic GC: rows hold no
+cycles, and its passes over the young rows cost a tenth of a worker's time. A worker that
+dies fails the export (BrokenProcessPool), which export() audits as an error.
 """
 
 from __future__ import annotations

@@ -19,7 +19,8 @@ from bot.rtypes import hmapping
 from bot.settings import Settings
 from collect.clusterread import get_direct
 from collect.deps import CollectDeps
-from collect.export import ExportQuery, XlsxSink, _values, columns, export, row_maker, row_of
+from collect.export import ExportQuery, XlsxSink, _values, columns, export, row_of
+from collect.exportrows import row_maker
 from collect.models import Record, RecordKind, ReviewState, decode_all
 from collect.records import reveal
 from collect.rotate import rotate
