@@ -169,12 +169,11 @@ async def still_waiting(rt: Runtime, notice: Notice, *, wait: bool = True,
             try:
                 rates = rt.costs.api("get_groupmsg_task")
                 grant = await rt.limiter.take(rates)
-                if not grant.granted:
-                    if not wait:
-                        return True
-                    async with rt.limiter.hold(rates):
-                        return not await refresh_unit(rt, notice, unit)
-                async with rt.limiter.restamped(grant):
+                if not grant.granted and not wait:
+                    return True
+                accounted = (rt.limiter.restamped(grant) if grant.granted
+                             else rt.limiter.hold(rates))
+                async with accounted:
                     return not await refresh_unit(rt, notice, unit)
             except WeComError:
                 return True
