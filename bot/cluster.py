@@ -123,6 +123,20 @@ class EmbeddedCluster:
             _command(_client(node), "CLUSTER", "REPLICATE", node_id)
         _wait("就绪", lambda: all(_info(n).get("cluster_state") == "ok" for n in self.nodes),
               timeout)
+        if self.replicas:
+            # state ok comes before every node's slot map lists the new replicas and before
+            # they sync: a client reading the map then sees a primary alone and skips WAIT
+            _wait("完成副本同步", self._replicas_ready, timeout)
+
+    def _replicas_ready(self) -> bool:
+        for node in self.nodes[self.masters:]:
+            try:
+                info = _client(node).info("replication")
+            except redis.RedisError:
+                return False
+            if info.get("master_link_status") != "up":
+                return False
+        return all(_serving(node) == 1 + self.replicas for node in self.nodes)
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -149,6 +163,15 @@ async def redis_health(client: aioredis.Redis) -> dict[str, Any]:
     report["primaries"] = int(info.get("cluster_size", 0))
     report["ok"] = report["state"] == "ok" and report["slots_ok"] == SLOTS
     return report
+
+
+def _serving(node: EmbeddedRedis) -> int:
+    """The fewest nodes (primary and replicas) any slot range has in `node`'s CLUSTER SLOTS."""
+    try:
+        ranges = _command(_client(node), "CLUSTER", "SLOTS")
+    except redis.RedisError:
+        return 0
+    return min((len(r) - 2 for r in ranges), default=0)
 
 
 def _parse_info(raw: Any) -> dict[str, str]:
