@@ -17,6 +17,8 @@ single Redis (no replicas) the write goes as before, with no extra round trip.
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -37,9 +39,30 @@ async def replicas_for(redis: aioredis.Redis | aiocluster.RedisCluster, key: str
         return setting
     if isinstance(redis, aiocluster.RedisCluster):
         await redis.initialize()  # a fresh client has no slot map yet: it would read as 0
-        served = redis.nodes_manager.slots_cache.get(redis.keyslot(key)) or []
-        return 1 if len(served) > 1 else 0
+        if not _has_replica(redis, key) and _map_due(redis):
+            # a map read during a failover shows the new primary alone, and the old primary
+            # rejoins as its replica with no MOVED to tell us: without a re-read, every
+            # later claim on those slots would skip its WAIT for good
+            await redis.nodes_manager.initialize()
+        return 1 if _has_replica(redis, key) else 0
     return 0
+
+
+MAP_REREAD_S = 5.0  # while a slot shows no replica, its map is read again at most this often
+_map_read: weakref.WeakKeyDictionary[aiocluster.RedisCluster, float] = (
+    weakref.WeakKeyDictionary())
+
+
+def _has_replica(redis: aiocluster.RedisCluster, key: str) -> bool:
+    return len(redis.nodes_manager.slots_cache.get(redis.keyslot(key)) or []) > 1
+
+
+def _map_due(redis: aiocluster.RedisCluster) -> bool:
+    now = time.monotonic()
+    if now - _map_read.setdefault(redis, now) < MAP_REREAD_S:
+        return False
+    _map_read[redis] = now  # before the await: concurrent claims re-read it once
+    return True
 
 
 async def eval_replicated(redis: aioredis.Redis | aiocluster.RedisCluster, script: str,

@@ -6,14 +6,19 @@ waits for the write.)"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis as syncredis
 import redis.asyncio as aioredis
 
+from bot import replicas
 from bot.cluster import EmbeddedCluster
 from bot.keys import Keys
 from bot.redis import EmbeddedRedis, connect
@@ -105,3 +110,76 @@ async def test_a_fresh_client_waits_from_its_first_write(cluster: EmbeddedCluste
         assert await replicas_for(client, "{bc:3}:pairs", None) == 1
     finally:
         await client.aclose()
+
+
+async def test_a_primary_back_as_replica_is_waited_for_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a failover the client's map shows the new primary alone; when the old primary
+    comes back as its replica, no MOVED says so. Claims must find the replica again (the
+    map is re-read while a slot shows none), or they would skip their WAIT for good."""
+    monkeypatch.setattr(replicas, "MAP_REREAD_S", 0.2)
+    cluster = EmbeddedCluster(tmp_path, replicas=1)
+    cluster.start()
+    client = connect(cluster.url)
+    try:
+        key = "{bc:5}:pairs"
+        assert await replicas_for(client, key, None) == 1
+        old = next(n for n in cluster.primaries
+                   if n.port == client.get_node_from_key(key).port)  # type: ignore[attr-defined]
+        heir = replica_of(cluster, old.port)
+        assert old.process is not None
+        old.process.kill()
+        old.process.wait()
+        await until(lambda: promoted(cluster, heir, old), "the replica takes over")
+        await client.nodes_manager.initialize()  # type: ignore[attr-defined]
+        assert await replicas_for(client, key, None) == 0  # the new primary alone
+        old.start()
+        await until(lambda: back_as_replica(old), "the old primary rejoins as a replica")
+        await until_async(lambda: replicas_for(client, key, None), "the client sees it")
+        sha = await client.script_load(_SET)
+        reply, acks = await eval_replicated(client, _SET, sha, [key], ["chat", "sent"],
+                                            replicas=1, timeout_ms=2000)
+        assert reply == 1 and acks == 1
+        assert read_on(old, key, "chat") == b"sent"
+    finally:
+        await client.aclose()
+        cluster.stop()
+
+
+def promoted(cluster: EmbeddedCluster, heir: EmbeddedRedis, old: EmbeddedRedis) -> bool:
+    """`heir` is primary, and no live node's slot map lists `old` any more (a node drops a
+    failed replica from CLUSTER SLOTS once it has flagged it FAIL itself)."""
+    client = syncredis.Redis.from_url(heir.url, decode_responses=True)
+    if client.info("replication").get("role") != "master":
+        return False
+    for node in cluster.nodes:
+        if node is not old:
+            ranges = syncredis.Redis.from_url(node.url).execute_command("CLUSTER", "SLOTS")
+            if any(n[1] == old.port for r in ranges for n in r[2:]):
+                return False
+    return True
+
+
+def back_as_replica(node: EmbeddedRedis) -> bool:
+    info = syncredis.Redis.from_url(node.url, decode_responses=True).info("replication")
+    return bool(info.get("role") == "slave" and info.get("master_link_status") == "up")
+
+
+async def until(ready: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(syncredis.RedisError):
+            if ready():
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out: {what}")
+
+
+async def until_async(count: Callable[[], Awaitable[int]], what: str,
+                      timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await count() == 1:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"timed out: {what}")
