@@ -42,8 +42,10 @@ async def sweep(rt: Runtime, job: Job, worker: str) -> Result:
     jobs += [Job("task", notice.id, u) for u in sorted(tasks)]
     jobs = [job for job in jobs if not await _waiting(rt, job)]
     if jobs:
-        log.warning("! bcast=%s sweep: %d stale groups, %d owner tasks queued again",
-                    notice.id, len(sends), len(tasks))
+        queued = sum(job.kind == "send" for job in jobs)
+        log.warning("! bcast=%s sweep: %d stale groups, %d owner tasks queued again "
+                    "(%d stale in all, the rest waiting in the due set)",
+                    notice.id, queued, len(jobs) - queued, len(sends) + len(tasks))
         await rt.redis.hincrby(rt.keys.stats(), "swept", len(jobs))
         await rt.queue.enqueue(jobs)
     await rt.queue.defer([Job("final", notice.id, "horizon")],

@@ -8,8 +8,11 @@ report's headings add up to the groups targeted.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Awaitable, Callable
+
+import pytest
 
 from bot.wecom.simulator import OwnerProfile
 from broadcasts import engine
@@ -17,6 +20,7 @@ from broadcasts.content import has_marker
 from broadcasts.models import PairState
 from broadcasts.queue import SHARDS, Job
 from broadcasts.state import Item
+from broadcasts.sweep import sweep
 from registry.models import DeliveryKind
 from tests.broadcasts.conftest import COUNTY_OFFICER, Env
 from tests.broadcasts.test_engine import issue
@@ -53,3 +57,32 @@ async def test_lost_jobs_and_an_orphaned_pair_are_swept_up(make_env: MakeEnv) ->
     figures = re.findall(r"(?:已送达|失败|状态不明|未确认|未发出|发送中) (\d+)", header.group(2))
     assert sum(map(int, figures)) == int(header.group(1)) == len(env.city.groups)
     assert "发送中" not in header.group(2)
+
+
+async def test_a_stale_group_waiting_in_the_due_set_is_left_there(
+        make_env: MakeEnv, caplog: pytest.LogCaptureFixture) -> None:
+    """Of two stale groups, the one whose send waits for its time (a rate window, a retry)
+    is left to it; only the one whose job vanished is queued again, and the log and the
+    `swept` counter say one, not two."""
+    caplog.set_level(logging.WARNING, logger="broadcasts")
+    env = await make_env(speed=20)
+    nid = await issue(env, "通知 紧急预警 范围：交口县 内容：今晚有大风，请关好门窗")
+    assert (await env.service.confirm(COUNTY_OFFICER, nid)).ok
+    await engine.start(env.rt, Job("start", nid), "test")
+    streams = [env.rt.keys.stream(shard) for shard in range(SHARDS)]
+    await env.redis.delete(*streams)
+    lost, waiting = [g.chat_id for g in env.city.groups if g.kind is DeliveryKind.APPCHAT][:2]
+    long_ago = env.clock.now() - 10_000
+    moved = await env.rt.state.transition(nid, [Item(lost), Item(waiting)], [PairState.PLANNED],
+                                          PairState.PLANNED, now=long_ago)
+    assert sorted(moved.moved) == sorted([lost, waiting])
+    await env.rt.queue.defer([Job("send", nid, waiting)], env.clock.now() + 3600)
+
+    await sweep(env.rt, Job("sweep", nid), "test")
+
+    queued = [Job.from_json(fields["j"]) for s in streams
+              for _, fields in await env.redis.xrange(s)]
+    assert Job("send", nid, lost) in queued and Job("send", nid, waiting) not in queued
+    assert int((await env.redis.hgetall(env.rt.keys.stats()))["swept"]) == 1
+    assert any("sweep: 1 stale groups, 0 owner tasks queued again" in r.getMessage()
+               for r in caplog.records), [r.getMessage() for r in caplog.records]
