@@ -15,6 +15,9 @@ message to an owner counts as a reminder.)
 
 from __future__ import annotations
 
+import asyncio
+from collections import defaultdict
+
 from broadcasts.deps import Runtime
 from broadcasts.jobs_common import Result, log
 from broadcasts.models import NoticeStatus, PairState
@@ -40,7 +43,7 @@ async def sweep(rt: Runtime, job: Job, worker: str) -> Result:
                 sends.add(chat)
     jobs = [Job("send", notice.id, c) for c in sorted(sends)]
     jobs += [Job("task", notice.id, u) for u in sorted(tasks)]
-    jobs = [job for job in jobs if not await _waiting(rt, job)]
+    jobs = await _not_waiting(rt, jobs)
     if jobs:
         queued = sum(job.kind == "send" for job in jobs)
         log.warning("! bcast=%s sweep: %d stale groups, %d owner tasks queued again "
@@ -54,7 +57,15 @@ async def sweep(rt: Runtime, job: Job, worker: str) -> Result:
     return Result.DONE
 
 
-async def _waiting(rt: Runtime, job: Job) -> bool:
-    """The job is deferred (a retry, a rate window, a follow-up waiting for its original):
-    it has not vanished, leave it to its time."""
-    return await rt.redis.zscore(rt.keys.due(shard_of(job)), job.to_json()) is not None
+async def _not_waiting(rt: Runtime, jobs: list[Job]) -> list[Job]:
+    """`jobs` less those deferred (a retry, a rate window, a follow-up waiting for its
+    original): those have not vanished, leave them to their time. One ZMSCORE per shard."""
+    by_shard: dict[int, list[Job]] = defaultdict(list)
+    for job in jobs:
+        by_shard[shard_of(job)].append(job)
+    scores = await asyncio.gather(*(
+        rt.redis.zmscore(rt.keys.due(shard), [job.to_json() for job in group])
+        for shard, group in by_shard.items()))
+    waiting = {job for group, found in zip(by_shard.values(), scores, strict=True)
+               for job, score in zip(group, found, strict=True) if score is not None}
+    return [job for job in jobs if job not in waiting]
