@@ -6,12 +6,9 @@ waits for the write.)"""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import signal
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +23,7 @@ from bot.replicas import eval_replicated, replicas_for
 from broadcasts.keys import BroadcastKeys
 from broadcasts.models import PairState
 from broadcasts.state import Item, StateStore, unit_json
+from tests.bot.support import wait_until
 
 _SET = "redis.call('HSET', KEYS[1], ARGV[1], ARGV[2]) return 1"
 
@@ -130,12 +128,14 @@ async def test_a_primary_back_as_replica_is_waited_for_again(
         assert old.process is not None
         old.process.kill()
         old.process.wait()
-        await until(lambda: promoted(cluster, heir, old), "the replica takes over")
+        await wait_until(lambda: answered(lambda: promoted(cluster, heir, old)), 30.0,
+                         "the replica to take over")
         await client.nodes_manager.initialize()  # type: ignore[attr-defined]
         assert await replicas_for(client, key, None) == 0  # the new primary alone
         old.start()
-        await until(lambda: back_as_replica(old), "the old primary rejoins as a replica")
-        await until_async(lambda: replicas_for(client, key, None), "the client sees it")
+        await wait_until(lambda: answered(lambda: back_as_replica(old)), 30.0,
+                         "the old primary to rejoin as a replica")
+        await wait_until(lambda: sees_a_replica(client, key), 10.0, "the client to see it")
         sha = await client.script_load(_SET)
         reply, acks = await eval_replicated(client, _SET, sha, [key], ["chat", "sent"],
                                             replicas=1, timeout_ms=2000)
@@ -165,21 +165,13 @@ def back_as_replica(node: EmbeddedRedis) -> bool:
     return bool(info.get("role") == "slave" and info.get("master_link_status") == "up")
 
 
-async def until(ready: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with contextlib.suppress(syncredis.RedisError):
-            if ready():
-                return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out: {what}")
+async def answered(check: Callable[[], bool]) -> bool:
+    """`check` of a node that may not answer yet (killed, restarting): False until it does."""
+    try:
+        return check()
+    except syncredis.RedisError:
+        return False
 
 
-async def until_async(count: Callable[[], Awaitable[int]], what: str,
-                      timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if await count() == 1:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"timed out: {what}")
+async def sees_a_replica(client: aioredis.Redis, key: str) -> bool:
+    return await replicas_for(client, key, None) == 1
