@@ -60,6 +60,9 @@ class RegistryKeys:
     def moving(self) -> str:  # set of chat ids between two shards (a move or a crash in one)
         return self._k("moving")
 
+    def move_lease(self, chat_id: str) -> str:  # held while a group moves between shards
+        return self._k("mvlease", chat_id)
+
     def tree_version(self) -> str:  # bumped when a node changes parent or level
         return self._k("treever")
 

@@ -150,7 +150,7 @@ return 1
 
 # Shard slot. ARGV: prefix, chat_id, content row (codec.py, without updated_at), kind, node,
 #       state, name, members, now, actor, source, unplaced reason json,
-#       mode (any|absent|match|reindex|move|drop), expected stored row, pack index,
+#       mode (any|absent|match|reindex|move|drop|dropmatch), expected stored row, pack index,
 #       ancestor codes (root first, joined by ","; ROUTE), and for a move: the row the old
 #       shard holds and its history entries (joined by newlines).
 # The stored row is the content plus US and `now`; comparisons strip that last field again.
@@ -162,7 +162,8 @@ return 1
 # rebuilds the indexes of an unchanged record (a layout upgrade) and keeps its updated_at.
 # Mode "move" writes a group that another shard holds: a copy left here by an interrupted
 # move is unindexed, the history is the old shard's plus this change, and an unchanged
-# record keeps its updated_at. Mode "drop" removes the group and everything it indexed here.
+# record keeps its updated_at. Mode "drop" removes the group and everything it indexed here;
+# "dropmatch" does so only if the stored row is still the expected one (none: '').
 # Returns {status, what}: status 0 unchanged, 1 written, -1 unknown node, -2 conflict (the
 # record is not what the caller read). `what` names the history entry written ('' for none).
 UPSERT_GROUP = r"""
@@ -181,6 +182,10 @@ local function split(row, sep)
 end
 
 local old = redis.call('HGET', P .. 'groups', id)
+if mode == 'dropmatch' then
+  if (old or '') ~= ARGV[14] then return {-2, ''} end
+  mode = 'drop'
+end
 if mode == 'match' and old ~= ARGV[14] then return {-2, ''} end
 if mode == 'absent' and old then return {-2, ''} end
 -- the record this write changes: here, or in the shard it moves from

@@ -12,9 +12,14 @@ A group moving to another 乡镇街道 (a re-placement, a node moved, the layout
 written in the new shard before the old copy goes, in an order a crash at any step leaves
 readable: `gshard` names both shards (home first) and lists the group in `moving`; the new
 shard gets the record (with the old shard's history); `gshard` names the new shard first;
-the old copy is dropped; `gshard` names only the new shard and `moving` forgets the group.
-A reader that meets a group of `moving` keeps only the copy in its home shard, and the next
-write of the group finishes an interrupted move.
+the old copy is dropped if it is still the row the move read; `gshard` names only the new
+shard and `moving` forgets the group. A reader that meets a group of `moving` keeps only
+the copy in its home shard, and the next write of the group finishes an interrupted move.
+
+Two moves of one group take turns (a lease in the index, `move_lease`). A write that routed
+before a move began still lands in the old home; the old copy then differs from the row the
+move read, so the move is undone (the old copy home again, the new one dropped) and an
+update reads again: neither change is lost.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import redis.asyncio as aioredis
 
 from bot.clock import Clock
 from bot.keys import Keys
+from bot.lease import LeaseBusyError, lease
 from registry.codec import group_content, normalise_group
 from registry.keys import NO_SHARD, RegistryKeys
 from registry.models import DeliveryKind, Group, Level, Node
@@ -34,6 +40,8 @@ from registry.replies import opt, optionals, text, texts
 from registry.tree import RegistryError
 
 GROUP_BATCH = 1000
+MOVE_LEASE_MS = 5000  # a move takes milliseconds; a crashed mover's lease lapses after this
+MOVE_TRIES = 5  # an unconditional move whose old home changed under it writes again
 
 
 class ConflictError(RegistryError):
@@ -135,7 +143,29 @@ class ShardStore(PeopleStore):
         reason: str,
     ) -> tuple[int, str]:
         """Write `group` into route.shard and drop it from the shards gshard named before
-        (module docstring). The compare of `mode` "match"/"absent" is made on the home copy."""
+        (module docstring). The compare of `mode` "match"/"absent" is made on the home copy.
+
+        Moves of one group take turns (a lease in the index). A write that routed before the
+        move and lands in the old home while the group moves is caught by the old copy's
+        compare-drop: the move is undone and reported as a conflict (-2), so an update reads
+        again and keeps both changes, and an unconditional write simply writes again."""
+        result = (-2, "")
+        try:
+            async with lease(self.redis, self.keys.move_lease(group.chat_id),
+                             ms=MOVE_LEASE_MS, wait_s=MOVE_LEASE_MS / 1000 + 1):
+                for _ in range(MOVE_TRIES):
+                    result = await self._move_held(group, route, actor, source, mode,
+                                                   expected, reason)
+                    if result[0] != -2 or mode in ("match", "absent"):
+                        break
+        except LeaseBusyError:
+            pass
+        return result
+
+    async def _move_held(
+        self, group: Group, route: Route, actor: str, source: str, mode: str, expected: str,
+        reason: str,
+    ) -> tuple[int, str]:
         home = self.shard_keys(route.held[0])
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hget(home.groups(), group.chat_id)
@@ -144,12 +174,29 @@ class ShardStore(PeopleStore):
         prev = opt(raw_prev)
         if (mode == "match" and prev != expected) or (mode == "absent" and prev):
             return -2, ""
-        await self._set_held(group.chat_id, [*route.held, route.shard], moving=True)
-        args = self._group_args(group, actor, source, "move", "", reason, route, prev or "",
-                                "\n".join(texts(raw_history)))
-        result = await self._write_in(route, args)
-        await self.finish_move(group.chat_id, route.shard, route.held)
+        if route.held[0] == route.shard:  # an interrupted move's new home: write it there
+            result = await self._write_in(route, self._group_args(
+                group, actor, source, mode, expected, reason, route))
+        else:
+            await self._set_held(group.chat_id, [*route.held, route.shard], moving=True)
+            args = self._group_args(group, actor, source, "move", "", reason, route,
+                                    prev or "", "\n".join(texts(raw_history)))
+            result = await self._write_in(route, args)
+            await self._set_held(group.chat_id, [route.shard, *route.held], moving=True)
+            if not await self._drop_if_still(route.held[0], group.chat_id, prev or ""):
+                await self._undo_move(group.chat_id, route)
+                return -2, ""
+        if result[0] >= 0:
+            await self.finish_move(group.chat_id, route.shard, route.held)
         return result
+
+    async def _undo_move(self, chat_id: str, route: Route) -> None:
+        """The old home's copy changed while the group moved (a write that routed before
+        the move landed there): it is home again and the new copy goes, in an order that a
+        crash at any step leaves readable."""
+        await self._set_held(chat_id, [*route.held, route.shard], moving=True)
+        await self._drop(route.shard, chat_id)
+        await self._set_held(chat_id, route.held, moving=len(route.held) > 1)
 
     async def finish_move(self, chat_id: str, shard: str, held: Sequence[str]) -> None:
         """`shard` holds the group now: its other copies go, then gshard forgets them."""
@@ -170,9 +217,16 @@ class ShardStore(PeopleStore):
             await pipe.execute()
 
     async def _drop(self, shard: str, chat_id: str) -> None:
+        await self._drop_if_still(shard, chat_id, None)
+
+    async def _drop_if_still(self, shard: str, chat_id: str, row: str | None) -> bool:
+        """Drop `shard`'s copy of the group, if it is still `row` ('': none; None: any)."""
         route = Route("", (shard,), shard, 0, "")
         empty = Group(chat_id, "", DeliveryKind.CUSTOMER_GROUP, "", "", 0)
-        await self._write_in(route, self._group_args(empty, "", "", "drop", "", "", route))
+        mode, expected = ("drop", "") if row is None else ("dropmatch", row)
+        status, _ = await self._write_in(
+            route, self._group_args(empty, "", "", mode, expected, "", route))
+        return status != -2
 
     async def homes(self, chat_ids: Sequence[str]) -> list[str | None]:
         """Each group's home shard (None: no such group)."""

@@ -7,6 +7,8 @@ short at any step reads as if it had not happened until the next write finishes 
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 import pytest
@@ -14,6 +16,7 @@ import redis.asyncio as aioredis
 from redis.cluster import key_slot
 
 from bot.keys import Keys
+from registry.codec import decode_group
 from registry.models import DeliveryKind, Group, Person, Role
 from registry.shards import Route
 from registry.store import Registry
@@ -174,4 +177,77 @@ async def test_a_group_twice_in_one_batch_ends_in_one_shard(
     assert await redis.hget(tree.shard_keys(XINYI).groups(), "wr1") is None
     assert [g.chat_id for g in await tree.groups_under("141100")] == ["wr1", "wr2"]
     assert [h.what for h in await tree.history("wr1")] == ["created", "moved"]
+    await assert_sums_agree(tree)
+
+
+class InterleavedRegistry(Registry):
+    """Runs `meanwhile` once, right after this process's move wrote the new shard."""
+
+    meanwhile: Callable[[], Awaitable[None]] | None = None
+
+    async def _write_in(self, route: Route, args: list[str | int]) -> tuple[int, str]:
+        result = await super()._write_in(route, args)
+        if args[12] == "move" and self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            await meanwhile()
+        return result
+
+
+async def test_a_write_landing_in_the_old_home_during_a_move_is_kept(
+    tree: Registry, redis: aioredis.Redis
+) -> None:
+    """Another process read the group and routed its write before the move began; its
+    write lands in the old home while the group moves. The move sees the old copy changed,
+    undoes itself and reads again: the record ends with both changes, in one shard."""
+    await tree.upsert_group(group("wr1", B1))
+    other = Registry(redis, Keys(tree.keys.keys.prefix), tree.clock)
+    [stored] = await other._rows(["wr1"])
+    assert stored is not None
+    counted = decode_group(stored)._replace(member_count=77)
+    [route] = await other._routes([counted])
+    assert route.held == (XINYI,) and not route.moves
+    args = other._group_args(counted, "sync", "", "match", stored, "", route)
+
+    async def lands() -> None:
+        assert (await other._write_in(route, args))[0] == 1
+
+    mover = InterleavedRegistry(redis, Keys(tree.keys.keys.prefix), tree.clock)
+    mover.meanwhile = lands
+    await mover.update_group("wr1", lambda g: g and g._replace(node=LONGFENG))
+
+    moved = await tree.group("wr1")
+    assert moved is not None and (moved.node, moved.member_count) == (LONGFENG, 77)
+    assert await redis.hget(tree.keys.group_shards(), "wr1") == BINHE
+    assert await redis.hget(tree.shard_keys(XINYI).groups(), "wr1") is None
+    assert await redis.smembers(tree.keys.moving()) == set()
+    assert [h.what for h in await tree.history("wr1")] == ["created", "moved"]
+    await assert_sums_agree(tree)
+
+
+async def test_two_moves_of_one_group_take_turns_and_keep_both_changes(
+    tree: Registry, redis: aioredis.Redis
+) -> None:
+    await tree.upsert_group(group("wr1", B1))
+    second = Registry(redis, Keys(tree.keys.keys.prefix), tree.clock)
+    started: list[asyncio.Task[object]] = []
+
+    async def another_move() -> None:
+        started.append(asyncio.create_task(second.update_group(
+            "wr1", lambda g: g and g._replace(node=XIAOYI, member_count=88))))
+        await asyncio.sleep(0.05)  # it runs now, and must wait for this move's lease
+        assert not started[0].done()
+
+    first = InterleavedRegistry(redis, Keys(tree.keys.keys.prefix), tree.clock)
+    first.meanwhile = another_move
+    await first.update_group("wr1", lambda g: g and g._replace(node=LONGFENG, tags=("一",)))
+    await started[0]
+
+    final = await tree.group("wr1")
+    assert final is not None
+    assert (final.node, final.member_count, final.tags) == (XIAOYI, 88, ("一",))
+    assert await redis.hget(tree.keys.group_shards(), "wr1") == XIAOYI
+    for shard in (XINYI, BINHE):
+        assert await redis.hget(tree.shard_keys(shard).groups(), "wr1") is None
+    assert await redis.smembers(tree.keys.moving()) == set()
+    assert await redis.exists(tree.keys.move_lease("wr1")) == 0
     await assert_sums_agree(tree)
