@@ -48,6 +48,7 @@ from bot.context import Context
 from bot.events import KfMessage, KfNotice
 from bot.inbox import STREAM_MAXLEN, Inbox, inbox_sealer
 from bot.keys import Keys
+from bot.lease import RELEASE
 from bot.masking import scrub
 from bot.router import Router, dispatch
 from bot.settings import KfSettings
@@ -84,11 +85,6 @@ if again then
 end
 redis.call('DEL', KEYS[1])
 return ''
-"""
-# KEYS: lease. ARGV: owner
-_DROP = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
 """
 # KEYS: lease. ARGV: owner, lease ms
 _RENEW = """
@@ -140,7 +136,7 @@ class KfIntake:
         self._lease_ms = max(1, int(settings.lease_seconds * 1000))
         self._gate = asyncio.Semaphore(settings.concurrency)
         self._scripts = {name: redis.register_script(body) for name, body in (
-            ("acquire", _ACQUIRE), ("release", _RELEASE), ("renew", _RENEW), ("drop", _DROP),
+            ("acquire", _ACQUIRE), ("release", _RELEASE), ("renew", _RENEW), ("drop", RELEASE),
             ("cursor", _STORE_CURSOR), ("claim", _CLAIM), ("done", _DONE))}
 
     async def _script(self, name: str, keys: list[str], *args: str | int) -> Any:

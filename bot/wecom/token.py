@@ -17,16 +17,13 @@ import redis.asyncio as aioredis
 
 from bot.clock import Clock
 from bot.keys import Keys
+from bot.lease import RELEASE
 from bot.redis import as_str
 from bot.wecom.errors import TransientError
 
 # (token, expires_in seconds) from gettoken
 Fetch = Callable[[], Awaitable[tuple[str, int]]]
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -50,7 +47,7 @@ class TokenStore:
         self._key = keys.access_token(corp_id, agent_id)
         self._lock = keys.access_token_lock(corp_id, agent_id)
         self._fetch = fetch
-        self._release = redis.register_script(_RELEASE)
+        self._release = redis.register_script(RELEASE)
         self._extend = redis.register_script(_EXTEND)
 
     @property
