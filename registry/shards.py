@@ -19,7 +19,9 @@ the copy in its home shard, and the next write of the group finishes an interrup
 Two moves of one group take turns (a lease in the index, `move_lease`). A write that routed
 before a move began still lands in the old home; the old copy then differs from the row the
 move read, so the move is undone (the old copy home again, the new one dropped) and an
-update reads again: neither change is lost.
+update reads again: neither change is lost. One that lands after the move finished finds no
+row there and creates one; a write that created a row checks that `gshard` names its shard,
+and if not, drops that stray row and routes again.
 """
 
 from __future__ import annotations
@@ -137,6 +139,28 @@ class ShardStore(PeopleStore):
         status, what = await self._upsert_group(
             keys=[self.shard_keys(route.shard).groups()], args=args)
         return int(status), text(what)
+
+    async def _write_direct(self, route: Route, chat_id: str,
+                            args: list[str | int]) -> tuple[int, str] | None:
+        """Write where `route` says; None when the route was stale (module docstring)."""
+        status, what = await self._write_in(route, args)
+        if what == "created" and await self._strays([(chat_id, route.shard, args)]):
+            return None
+        return status, what
+
+    async def _strays(self, created: Sequence[tuple[str, str, list[str | int]]]) -> set[str]:
+        """Of rows just created (chat id, shard, write args), those in a shard `gshard` does
+        not name: the group moved away between its route and its write. Each is dropped
+        (unless written again since); the caller routes it again. One HMGET for them all."""
+        if not created:
+            return set()
+        held = await self.redis.hmget(self.keys.group_shards(), [c for c, _, _ in created])
+        strays = set()
+        for (chat_id, shard, args), names in zip(created, held, strict=True):
+            if shard not in (opt(names) or "").split():
+                await self._drop_if_still(shard, chat_id, f"{args[2]}\x1f{args[8]}")
+                strays.add(chat_id)
+        return strays
 
     async def _move(
         self, group: Group, route: Route, actor: str, source: str, mode: str, expected: str,

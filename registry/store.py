@@ -155,7 +155,10 @@ class Registry(ShardStore):
                                                 reason)
             else:
                 args = self._group_args(group, actor, source, mode, expected, reason, route)
-                status, what = await self._write_in(route, args)
+                written = await self._write_direct(route, group.chat_id, args)
+                if written is None:
+                    continue  # the group moved away between its route and its write
+                status, what = written
             self._check(group, status)
             write = GroupWrite(normalise_group(group), status == 1, what)
             first = write if first is None else first
@@ -200,10 +203,15 @@ class Registry(ShardStore):
                   self._group_args(items[i], actor, source, "any", "", reason(items[i]),
                                    routes[i])) for i in direct]
         replies = await self._pipelined_calls(self._upsert_group, calls, len(calls) or 1)
+        strays = await self._strays([
+            (items[i].chat_id, routes[i].shard, args)
+            for i, (_, args), (_, what) in zip(direct, calls, replies, strict=True)
+            if text(what) == "created"])
         changed: dict[int, bool] = {}
         for i, (status, _what) in zip(direct, replies, strict=True):
             self._check(items[i], int(status))
-            changed[i] = int(status) == 1
+            if items[i].chat_id not in strays:  # a stray is written again below
+                changed[i] = int(status) == 1
         version = await self.tree_version()
         for i, (group, route) in enumerate(zip(items, routes, strict=True)):
             if route.pack < 0:

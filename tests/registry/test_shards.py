@@ -8,13 +8,16 @@ short at any step reads as if it had not happened until the next write finishes 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
 from redis.cluster import key_slot
+from redis.commands.core import AsyncScript
 
+from bot.batching import Call
 from bot.keys import Keys
 from registry.codec import decode_group
 from registry.models import DeliveryKind, Group, Person, Role
@@ -250,4 +253,53 @@ async def test_two_moves_of_one_group_take_turns_and_keep_both_changes(
         assert await redis.hget(tree.shard_keys(shard).groups(), "wr1") is None
     assert await redis.smembers(tree.keys.moving()) == set()
     assert await redis.exists(tree.keys.move_lease("wr1")) == 0
+    await assert_sums_agree(tree)
+
+
+class RoutedThenPausedRegistry(Registry):
+    """Runs `meanwhile` once, after this write read its route and before it writes (one
+    write, or a batch's pipelined writes)."""
+
+    meanwhile: Callable[[], Awaitable[None]] | None = None
+
+    async def _pause(self) -> None:
+        if self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            await meanwhile()
+
+    async def _write_in(self, route: Route, args: list[str | int]) -> tuple[int, str]:
+        await self._pause()
+        return await super()._write_in(route, args)
+
+    async def _pipelined_calls(self, script: AsyncScript, calls: Sequence[Call],
+                               batch: int) -> list[Any]:
+        await self._pause()
+        return await super()._pipelined_calls(script, calls, batch)
+
+
+@pytest.mark.parametrize("batch", [False, True], ids=["one", "batch"])
+async def test_a_write_routed_before_a_whole_move_leaves_no_stray_copy(
+    tree: Registry, redis: aioredis.Redis, batch: bool
+) -> None:
+    """An unconditional write (sync, import) routes to the old shard; a whole move runs
+    before it writes; it then creates a row the index does not name. It drops that row and
+    routes again: the group is in one shard, with the later write's content."""
+    await tree.upsert_group(group("wr1", B1))
+    writer = RoutedThenPausedRegistry(redis, Keys(tree.keys.keys.prefix), tree.clock)
+
+    async def whole_move() -> None:
+        await tree.update_group("wr1", lambda g: g and g._replace(node=LONGFENG))
+
+    writer.meanwhile = whole_move
+    later = group("wr1", B1, tags=("同步",))
+    if batch:
+        await writer.upsert_groups([later, group("wr2", B1)])
+    else:
+        await writer.upsert_group(later)
+
+    final = await tree.group("wr1")
+    assert final is not None and (final.node, final.tags) == (B1, ("同步",))
+    assert await redis.hget(tree.keys.group_shards(), "wr1") == XINYI
+    assert await redis.hget(tree.shard_keys(BINHE).groups(), "wr1") is None
+    assert [g.chat_id for g in await tree.groups_under("141100")].count("wr1") == 1
     await assert_sums_agree(tree)
