@@ -37,6 +37,16 @@ def test_scrub_keeps_ordinary_numbers() -> None:
     assert scrub(text) == text
 
 
+def test_scrub_keeps_a_hash_whole_and_still_masks_beside_it() -> None:
+    """A published SHA-256 that holds a mobile-like run (CI once saw a draw's seed hash
+    masked, so nobody could have checked it) is left whole; numbers beside it are not."""
+    digest = "bcd356f8e34197acbbce19737ae5c9a7ac9e4bb13312345678a96507f0123456789"
+    text = f"种子哈希 {digest}\n联系电话13812345678，短码abc13912345678"
+    out = scrub(text)
+    assert digest in out
+    assert "13812345678" not in out and "13912345678" not in out
+
+
 def test_log_filter_scrubs_message_and_args(caplog: pytest.LogCaptureFixture) -> None:
     logger = logging.getLogger("test.scrub")
     logger.addFilter(ScrubFilter())
