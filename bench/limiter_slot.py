@@ -49,7 +49,7 @@ async def run(url: str, args: argparse.Namespace) -> None:
 
     async def caller() -> None:
         for _ in range(per_caller):
-            assert await limiter.try_acquire(rates) == 0.0
+            assert (await limiter.take(rates)).wait == 0.0
 
     await redis.config_resetstat()
     started = time.perf_counter()

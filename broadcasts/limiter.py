@@ -150,16 +150,6 @@ class RateLimiter:
             return Grant(value)
         return Grant(0.0, int(value), tuple(rates))
 
-    async def try_acquire(self, rates: Sequence[Rate], *, now: float | None = None) -> float:
-        """Take every rate at once; 0.0 when granted, else simulated seconds until it could be.
-        The entries stay stamped at the grant: for a call to WeCom, use take() + restamped()."""
-        return (await self.take(rates, now=now)).wait
-
-    async def acquire(self, rates: Sequence[Rate]) -> float:
-        """Wait (simulated time) until every rate can be taken, take them; returns the wait."""
-        grant = await self._wait_for(rates)
-        return grant.wait
-
     @asynccontextmanager
     async def hold(self, rates: Sequence[Rate]) -> AsyncIterator[Grant]:
         """Wait for the rates, run the call inside, account it when it comes back."""

@@ -22,38 +22,38 @@ async def test_grants_up_to_the_limit_then_names_the_wait(redis: aioredis.Redis)
     lim = limiter(redis)
     rate = [Rate("r", 3, 60.0)]
     for t in (1000.0, 1010.0, 1020.0):
-        assert await lim.try_acquire(rate, now=t) == 0.0
-    assert await lim.try_acquire(rate, now=1030.0) == pytest.approx(30.0)  # 1000 + 60 - 1030
-    assert await lim.try_acquire(rate, now=1059.999) == pytest.approx(0.001, abs=1e-3)
-    assert await lim.try_acquire(rate, now=1060.0) == 0.0  # the first entry left the window
+        assert (await lim.take(rate, now=t)).wait == 0.0
+    assert (await lim.take(rate, now=1030.0)).wait == pytest.approx(30.0)  # 1000 + 60 - 1030
+    assert (await lim.take(rate, now=1059.999)).wait == pytest.approx(0.001, abs=1e-3)
+    assert (await lim.take(rate, now=1060.0)).wait == 0.0  # the first entry left the window
     assert await lim.usage(rate, now=1060.0) == [3]
 
 
 async def test_costs_are_summed_and_the_wait_frees_enough(redis: aioredis.Redis) -> None:
     lim = limiter(redis)
     pt = lambda cost: [Rate("pt", 100, 60.0, cost)]  # noqa: E731
-    assert await lim.try_acquire(pt(40), now=0.0) == 0.0
-    assert await lim.try_acquire(pt(40), now=10.0) == 0.0
-    assert await lim.try_acquire(pt(50), now=20.0) == pytest.approx(40.0)  # t=0 entry frees 40
-    assert await lim.try_acquire(pt(90), now=20.0) == pytest.approx(50.0)  # needs both entries
-    assert await lim.try_acquire(pt(20), now=20.0) == 0.0
+    assert (await lim.take(pt(40), now=0.0)).wait == 0.0
+    assert (await lim.take(pt(40), now=10.0)).wait == 0.0
+    assert (await lim.take(pt(50), now=20.0)).wait == pytest.approx(40.0)  # t=0 entry frees 40
+    assert (await lim.take(pt(90), now=20.0)).wait == pytest.approx(50.0)  # needs both entries
+    assert (await lim.take(pt(20), now=20.0)).wait == 0.0
     with pytest.raises(CeilingTooSmallError):
-        await lim.try_acquire(pt(101), now=30.0)
+        await lim.take(pt(101), now=30.0)
 
 
 async def test_all_or_nothing_across_buckets(redis: aioredis.Redis) -> None:
     lim = limiter(redis)
     small, big = Rate("small", 1, 60.0), Rate("big", 10, 60.0)
-    assert await lim.try_acquire([small, big], now=0.0) == 0.0
-    assert await lim.try_acquire([big, small], now=1.0) == pytest.approx(59.0)
+    assert (await lim.take([small, big], now=0.0)).wait == 0.0
+    assert (await lim.take([big, small], now=1.0)).wait == pytest.approx(59.0)
     assert await lim.usage([big], now=1.0) == [1]  # the refused request took nothing
 
 
 async def test_guard_widens_every_window(redis: aioredis.Redis) -> None:
     lim = limiter(redis, guard=2.0)
     rate = [Rate("g", 1, 60.0)]
-    assert await lim.try_acquire(rate, now=0.0) == 0.0
-    assert await lim.try_acquire(rate, now=60.0) == pytest.approx(2.0)
+    assert (await lim.take(rate, now=0.0)).wait == 0.0
+    assert (await lim.take(rate, now=60.0)).wait == pytest.approx(2.0)
 
 
 async def test_many_concurrent_clients_never_exceed_any_window(redis: aioredis.Redis) -> None:
@@ -68,8 +68,8 @@ async def test_many_concurrent_clients_never_exceed_any_window(redis: aioredis.R
         for _ in range(200):
             t = next(clock)
             cost = rng.randint(1, 30)
-            if await lim.try_acquire([Rate("m", 200, 60.0, cost), Rate("c", 20, 60.0)],
-                                     now=t) == 0.0:
+            if (await lim.take([Rate("m", 200, 60.0, cost), Rate("c", 20, 60.0)],
+                                     now=t)).wait == 0.0:
                 grants.append((t, cost))
 
     await asyncio.gather(ordered(a), ordered(b))
@@ -87,9 +87,9 @@ async def test_a_restamp_moves_the_grant_later_never_earlier(redis: aioredis.Red
     assert grant.granted
     await lim.restamp(grant, now=5.0)  # the answer came back 5 s after the grant
     await lim.restamp(grant, now=2.0)  # an earlier time changes nothing
-    assert await lim.try_acquire(rate, now=61.0) == pytest.approx(5.0)  # 5 + 60 + 1 - 61
+    assert (await lim.take(rate, now=61.0)).wait == pytest.approx(5.0)  # 5 + 60 + 1 - 61
     assert await lim.usage(rate, now=61.0) == [100]
-    assert await lim.try_acquire(rate, now=66.0) == 0.0
+    assert (await lim.take(rate, now=66.0)).wait == 0.0
 
 
 async def test_a_call_slower_than_the_window_is_counted_again(redis: aioredis.Redis) -> None:

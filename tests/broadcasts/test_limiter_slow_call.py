@@ -64,7 +64,7 @@ async def test_stamped_at_the_grant_only_the_next_window_is_early(
     env = await _one_minute_env(make_env)
     rates = env.rt.costs.appchat(MEMBERS)
     await _held_send(env, await env.rt.limiter.take(rates), restamp=False)
-    assert await env.rt.limiter.acquire(rates) == 0.0  # granted at once
+    assert (await env.rt.limiter.take(rates)).wait == 0.0  # granted at once
     with contextlib.suppress(RateLimitedError):
         await env.rt.wecom.appchat_send(CHAT, "通知二")
     assert env.sim.errors_answered(45009, "appchat/send") >= 1
